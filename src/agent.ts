@@ -1,0 +1,530 @@
+/**
+ * The grading agent's main-thread core: checks each BackendNewJob, queues it, runs it in the
+ * worker pool, and closes it exactly once. It owns the bookkeeping that must outlive a worker
+ * (which containers and ports each job holds), kills, the engine's event stream and cleanup.
+ * It knows nothing of ZeroMQ: messages go out through `send`.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { MessageChannel } from "node:worker_threads";
+import * as Comlink from "comlink";
+import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
+import type Docker from "dockerode";
+import { Piscina } from "piscina";
+import type { AgentConfig, RuntimeSpec } from "./config.js";
+import { detectDebugHost } from "./debug-host.js";
+import { connectDocker, killQuietly, removeQuietly } from "./docker/engine.js";
+import { DockerEventWatcher } from "./docker/events.js";
+import { agentId, containerLabels } from "./docker/labels.js";
+import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker/reaper.js";
+import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
+import { detectRuntimes } from "./environments/runtimes.js";
+import { Job, RecentJobs } from "./jobs/job.js";
+import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
+import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
+import type { JobTask, MainApi, StudentEnvironment, WorkerOutcome } from "./jobs/job-task.js";
+import { composeOutcome, jobDone } from "./jobs/outcome.js";
+import { PortPool } from "./limits/port-pool.js";
+import type { Logger } from "./log.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
+import type {
+  AgentHello, AgentJobDone, AgentMessage, BackendKillJob, BackendNewJob, BadFrameError, Environments,
+} from "./protocol/messages.js";
+import { openFileLimits, totalMemoryMb } from "./system.js";
+
+/** Course and task ids as INGInious accepts them; anything else could escape the tasks folder. */
+const ID = /^[a-zA-Z0-9_\-]+$/;
+const SSH_DEBUG_LIMIT_SECONDS = 30 * 60;
+
+export class AgentStartError extends Error {}
+
+interface Running {
+  job: Job;
+  channel: MessageChannel;
+}
+
+export class GradingAgent {
+  readonly id: string;
+  private environments: Environments = {};
+  private runtimes = new Map<string, RuntimeSpec>();
+  private cgroupVersion: 1 | 2 = 1;
+  private pool: Piscina | null = null;
+  private events: DockerEventWatcher | null = null;
+  private ports: PortPool;
+  private debugHostValue: string | null = null;
+  private readonly jobs = new Map<string, Job>();
+  private readonly queue: Array<{ job: Job; task: Omit<JobTask, "port"> }> = [];
+  private readonly running = new Map<string, Running>();
+  private readonly recent = new RecentJobs();
+  private readonly containerOwner = new Map<string, string>();
+  private readonly oomContainers = new Set<string>();
+  private readonly nofile: { soft: number; hard: number };
+  private readonly memoryPerSlotMb: number;
+  private readonly tmpdir: string;
+  private readonly tasks: string;
+  private closing = false;
+  /** Where messages for the backend go; replaced by the link on each connection. */
+  send: (message: AgentMessage) => void = () => {};
+  /** Number of jobs closed, for tests and the bench. */
+  jobsClosed = 0;
+
+  private constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    readonly docker: Docker,
+  ) {
+    this.tmpdir = path.resolve(config.tmpdir);
+    this.tasks = path.resolve(config.tasks);
+    this.id = agentId(this.tmpdir);
+    this.ports = new PortPool(config.debugPorts);
+    const limits = openFileLimits();
+    this.nofile = {
+      soft: Math.max(64, Math.floor(limits.soft / config.concurrency)),
+      hard: Math.max(64, Math.floor(limits.hard / config.concurrency)),
+    };
+    this.memoryPerSlotMb = Math.floor(totalMemoryMb() / config.concurrency);
+  }
+
+  /** Connects to Docker, finds environments, removes what an earlier run left, starts the pool. */
+  static async start(config: AgentConfig, log: Logger): Promise<GradingAgent> {
+    const agent = new GradingAgent(config, log, connectDocker());
+    await agent.init();
+    return agent;
+  }
+
+  private async init(): Promise<void> {
+    const log = this.log;
+    await fs.mkdir(this.tmpdir, { recursive: true });
+    let info: { CgroupVersion?: string; Runtimes?: Record<string, unknown> };
+    try {
+      info = (await this.docker.info()) as typeof info;
+    } catch (err) {
+      throw new AgentStartError(
+        `Docker is not reachable (${(err as Error).message}): start dockerd, or set DOCKER_HOST, and check that this user may use the Docker socket`,
+      );
+    }
+    this.cgroupVersion = info.CgroupVersion === "2" ? 2 : 1;
+    const runtimes = this.config.runtimes ?? detectRuntimes(Object.keys(info.Runtimes ?? {}), this.config.ssh);
+    if (runtimes.length === 0) {
+      throw new AgentStartError("no usable Docker runtime: none of runc, crun or nvidia is installed; name one with --runtime");
+    }
+    for (const rt of runtimes) {
+      this.runtimes.set(rt.envtype, rt);
+      log.info({ runtime: rt.runtime, envtype: rt.envtype, root: rt.runAsRoot }, "using runtime");
+    }
+    await this.discover();
+
+    if (this.config.debugHost !== null) this.debugHostValue = this.config.debugHost;
+    else {
+      this.debugHostValue = detectDebugHost();
+      if (this.debugHostValue === null) log.warn("no address found for SSH debug: SSH debug is off (set --debug-host)");
+      else log.info({ host: this.debugHostValue }, "SSH debug host chosen from the default route; set --debug-host if this host is behind NAT");
+    }
+
+    await removeLeftoverContainers(this.docker, this.id, log);
+    await removeLeftoverJobDirectories(this.tmpdir, this.id, log);
+
+    this.events = new DockerEventWatcher(this.docker, this.id, log);
+    this.events.on("oom", (id) => this.onOom(id));
+    this.events.start();
+
+    const threads = this.config.poolThreads;
+    this.pool = new Piscina({
+      filename: new URL("../workers/job.js", import.meta.url).href,
+      minThreads: Math.min(threads, 2),
+      maxThreads: threads,
+      concurrentTasksPerWorker: Math.max(1, Math.ceil((this.config.concurrency * 2) / threads)),
+      atomics: "disabled",
+      idleTimeout: 30_000,
+    });
+    log.info({ threads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");
+  }
+
+  /** Reads the grading images again (at start and before each hello). */
+  async discover(): Promise<void> {
+    const images = (await this.docker.listImages({
+      filters: { label: ["org.inginious.grading.name"] },
+    })) as unknown as ImageSummary[];
+    const { environments, problems } = discoverEnvironments(images, [...this.runtimes.values()]);
+    for (const p of problems) this.log.warn({ image: p.image, environment: p.name }, p.reason);
+    let count = 0;
+    for (const [envtype, byName] of Object.entries(environments)) {
+      for (const [name, env] of Object.entries(byName)) {
+        count++;
+        this.log.info({ envtype, environment: name, image: env.id, advertised: env.advertised }, "environment available");
+      }
+    }
+    if (count === 0) {
+      this.log.warn("no grading image found: build or pull an image labelled org.inginious.grading.name (see README)");
+    }
+    this.environments = environments;
+  }
+
+  hello(): AgentHello {
+    return {
+      type: "AgentHello",
+      friendly_name: this.config.friendlyName,
+      available_job_slots: this.config.concurrency,
+      available_environments: this.environments,
+    };
+  }
+
+  get runningJobs(): number {
+    return this.jobs.size;
+  }
+
+  get dockerEventsAlive(): boolean {
+    return this.events?.alive ?? false;
+  }
+
+  // ---- backend messages ------------------------------------------------------------------
+
+  onNewJob(msg: BackendNewJob): void {
+    const log = this.log.child({ job: msg.job_id });
+    if (this.jobs.has(msg.job_id)) {
+      log.warn("a job with this id is already running: ignoring the second one");
+      return;
+    }
+    this.send({ type: "AgentJobStarted", job_id: msg.job_id });
+    const stateValue = msg.inputdata["@state"];
+    const previousState = typeof stateValue === "string" ? stateValue : "";
+    const crash = (text: string, why: string): void => {
+      log.warn({ reason: why }, "job refused");
+      this.recent.add(msg.job_id);
+      this.jobsClosed++;
+      this.send(jobDone(msg.job_id, "crash", text, previousState));
+    };
+    if (this.closing) return crash("The agent is shutting down. Please retry.", "agent shutting down");
+
+    let params: JobParameters;
+    try {
+      params = parseJobParameters(msg.environment_parameters);
+    } catch (err) {
+      return crash("The agent is unable to parse the parameters", (err as Error).message);
+    }
+    const env = this.environments[msg.environment_type]?.[msg.environment];
+    if (env === undefined) {
+      return crash(
+        "This environment is not available in this agent. Please contact your course administrator.",
+        `unknown environment ${msg.environment_type}/${msg.environment}`,
+      );
+    }
+    const taskless = msg.course_id === null && msg.task_id === null;
+    let taskDir: string | null = null;
+    let courseDir: string | null = null;
+    if (!taskless) {
+      if (msg.course_id === null || msg.task_id === null || !ID.test(msg.course_id) || !ID.test(msg.task_id)) {
+        return crash("This job names an invalid course or task. Please contact your course administrator.", "invalid course or task id");
+      }
+      courseDir = path.join(this.tasks, msg.course_id);
+      taskDir = path.join(courseDir, msg.task_id);
+    }
+    let memoryMb = params.limits.memoryMb;
+    if (memoryMb < 20) memoryMb = 20;
+    else if (memoryMb > this.memoryPerSlotMb) {
+      return crash(
+        `Not enough memory on agent (available: ${this.memoryPerSlotMb}MB). Please contact your course administrator.`,
+        `asks for ${memoryMb}MB`,
+      );
+    }
+    const wantedPorts = [...env.ports];
+    if (msg.debug === "ssh" && !wantedPorts.includes(22)) wantedPorts.push(22);
+    let time = params.limits.time;
+    let hardTime = params.limits.hardTime;
+    const ports: Record<number, number> = {};
+    const job = new Job(msg.job_id, previousState, path.join(this.tmpdir, jobDirName(msg.job_id)));
+    if (wantedPorts.length > 0) {
+      if (this.debugHostValue === null && msg.debug === "ssh") {
+        return crash("SSH debug is not available on this agent. Please contact your course administrator.", "no debug host");
+      }
+      const got = this.ports.take(wantedPorts.length);
+      if (got === null) return crash("No ports are available right now. Please retry later.", "no free debug port");
+      wantedPorts.forEach((p, i) => {
+        ports[p] = got[i]!;
+        job.ports.add(got[i]!);
+      });
+      time = SSH_DEBUG_LIMIT_SECONDS;
+      hardTime = SSH_DEBUG_LIMIT_SECONDS;
+    }
+    const runtime = this.runtimes.get(msg.environment_type)!;
+    const studentEnvironments: Record<string, StudentEnvironment> = {};
+    for (const [name, e] of Object.entries(this.environments[msg.environment_type] ?? {})) {
+      studentEnvironments[name] = { image: e.id, runtime: e.runtime };
+    }
+    const task: Omit<JobTask, "port"> = {
+      jobId: msg.job_id,
+      jobDir: job.jobDir,
+      jobDirMarker: this.id,
+      taskDir,
+      courseDir,
+      image: env.id,
+      runtime: env.runtime,
+      envtype: msg.environment_type,
+      environment: msg.environment,
+      time,
+      hardTime,
+      memoryMb,
+      network: params.networkGrading,
+      ports,
+      inputdata: msg.inputdata,
+      debug: msg.debug,
+      runCmd: params.runCmd,
+      envtypes: [...this.runtimes.keys()],
+      runAsRoot: runtime.runAsRoot,
+      labels: containerLabels(this.id, msg.job_id, "grading"),
+      studentLabels: containerLabels(this.id, msg.job_id, "student"),
+      nofile: this.nofile,
+      pidsLimit: this.config.pidsLimit,
+      cgroupVersion: this.cgroupVersion,
+      maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+      studentEnvironments,
+      sshAllowed: this.config.ssh,
+      envtypeHasSsh: msg.environment_type.includes("ssh"),
+      verbose: this.config.verbose,
+    };
+    this.jobs.set(job.id, job);
+    if (taskDir !== null) {
+      // The only file-system look-up on this thread: one stat, asynchronous.
+      fs.stat(taskDir).then(
+        (st) => (st.isDirectory() ? this.enqueue(job, task) : this.refuseMissingTask(job, log)),
+        () => this.refuseMissingTask(job, log),
+      );
+    } else this.enqueue(job, task);
+  }
+
+  private refuseMissingTask(job: Job, log: Logger): void {
+    log.warn("task unavailable on this agent");
+    this.close(job, jobDone(job.id, "crash",
+      "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the error persists, please contact your course administrator.",
+      job.previousState));
+  }
+
+  onKill(msg: BackendKillJob): void {
+    const job = this.jobs.get(msg.job_id);
+    const log = this.log.child({ job: msg.job_id });
+    if (job === undefined) {
+      if (this.recent.has(msg.job_id)) {
+        log.info("kill for a job that already ended: nothing to do");
+        return;
+      }
+      log.warn("kill for a job this agent does not know: answering killed");
+      this.send(jobDone(msg.job_id, "killed", "", msg.state));
+      return;
+    }
+    if (job.killed) return;
+    job.killed = true;
+    log.info({ phase: job.phase }, "killing job");
+    if (job.phase === "queued") {
+      const i = this.queue.findIndex((q) => q.job === job);
+      if (i >= 0) this.queue.splice(i, 1);
+      this.close(job, jobDone(job.id, "killed", "", job.previousState));
+      return;
+    }
+    for (const id of job.containers) void killQuietly(this.docker, id, log);
+  }
+
+  /** A frame that could not be used: a job frame whose id could be read still gets its answer. */
+  onBadFrame(err: BadFrameError): void {
+    this.log.warn({ type: err.messageType, size: err.size, reason: err.message }, "dropped a bad frame from the backend");
+    if (err.messageType === "BackendNewJob" && err.jobId !== null && !this.jobs.has(err.jobId)) {
+      this.recent.add(err.jobId);
+      this.send(jobDone(err.jobId, "crash", `The agent could not read this job: ${err.message}`, ""));
+    }
+  }
+
+  // ---- running jobs ----------------------------------------------------------------------
+
+  private enqueue(job: Job, task: Omit<JobTask, "port">): void {
+    if (job.phase !== "queued") return;
+    if (job.killed) return;
+    this.queue.push({ job, task });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running.size < this.config.concurrency && this.queue.length > 0) {
+      const { job, task } = this.queue.shift()!;
+      if (job.phase !== "queued") continue;
+      this.dispatch(job, task);
+    }
+  }
+
+  private dispatch(job: Job, task: Omit<JobTask, "port">): void {
+    job.phase = "running";
+    const channel = new MessageChannel();
+    Comlink.expose(this.mainApi(), nodeEndpoint(channel.port1 as never));
+    this.running.set(job.id, { job, channel });
+    const pool = this.pool!;
+    pool
+      .run({ ...task, port: channel.port2 }, { transferList: [channel.port2] as never })
+      .then(
+        (outcome: WorkerOutcome) => {
+          this.close(job, composeOutcome({
+            jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent,
+          }, outcome));
+        },
+        (err: Error) => {
+          this.log.error({ job: job.id, err: err.message }, "worker failed while running the job");
+          this.close(job, composeOutcome(
+            { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent },
+            { kind: "crash", text: "The agent failed while running this job. Please retry.", timeout: false, oomKilled: false },
+          ));
+        },
+      );
+  }
+
+  /** The calls workers make; each job gets this object on its own MessagePort. */
+  private mainApi(): MainApi {
+    return {
+      containerCreated: (jobId, containerId, role) => {
+        const job = this.jobs.get(jobId);
+        this.containerOwner.set(containerId, jobId);
+        if (job === undefined || job.phase === "closed") return false;
+        job.containers.add(containerId);
+        this.log.debug({ job: jobId, container: containerId, role }, "container created");
+        if (job.killed) {
+          void killQuietly(this.docker, containerId, this.log);
+          return false;
+        }
+        return true;
+      },
+      containerRemoved: (jobId, containerId) => {
+        this.jobs.get(jobId)?.containers.delete(containerId);
+        this.containerOwner.delete(containerId);
+        this.oomContainers.delete(containerId);
+      },
+      wasOutOfMemory: (containerId) => this.oomContainers.has(containerId),
+      isKilled: (jobId) => this.jobs.get(jobId)?.killed ?? true,
+      allocatePorts: (jobId, count) => {
+        const job = this.jobs.get(jobId);
+        if (job === undefined || this.debugHostValue === null) return null;
+        const got = this.ports.take(count);
+        if (got !== null) for (const p of got) job.ports.add(p);
+        return got;
+      },
+      releasePorts: (jobId, ports) => {
+        const job = this.jobs.get(jobId);
+        for (const p of ports) job?.ports.delete(p);
+        this.ports.release(ports);
+      },
+      sshDebug: (jobId, port, user, password) => {
+        const job = this.jobs.get(jobId);
+        if (job === undefined || job.phase !== "running" || job.sshSent || this.debugHostValue === null) return;
+        job.sshSent = true;
+        this.send({ type: "AgentJobSSHDebug", job_id: jobId, host: this.debugHostValue, port, user, password });
+      },
+      debugHost: () => this.debugHostValue,
+    };
+  }
+
+  private onOom(containerId: string): void {
+    const jobId = this.containerOwner.get(containerId);
+    if (jobId === undefined) return;
+    const job = this.jobs.get(jobId);
+    this.oomContainers.add(containerId);
+    this.log.info({ job: jobId, container: containerId }, "container ran out of memory: killing it");
+    if (job !== undefined && job.containers.has(containerId) && this.isGrading(containerId, job)) job.oomEvent = true;
+    void killQuietly(this.docker, containerId, this.log);
+  }
+
+  /** The first container a job records is its grading container. */
+  private isGrading(containerId: string, job: Job): boolean {
+    return job.containers.values().next().value === containerId;
+  }
+
+  /** The single closing path of a job. */
+  private close(job: Job, done: AgentJobDone): void {
+    if (!job.close()) return;
+    this.jobs.delete(job.id);
+    this.recent.add(job.id);
+    this.ports.release(job.ports);
+    const run = this.running.get(job.id);
+    if (run) {
+      this.running.delete(job.id);
+      run.channel.port1.close();
+    }
+    const leftovers = [...job.containers];
+    if (leftovers.length > 0 || run === undefined) void this.cleanupAfter(job, leftovers, run !== undefined);
+    this.jobsClosed++;
+    const log = this.log.child({ job: job.id });
+    log.info({ result: done.result[0], grade: done.grade, ms: Math.round(performance.now() - job.startedAt) }, "job done");
+    this.send(done);
+    this.pump();
+  }
+
+  /** Removes what a job left when its worker did not (it died, or the job never reached it). */
+  private async cleanupAfter(job: Job, containers: string[], dispatched: boolean): Promise<void> {
+    await Promise.all(containers.map((id) => removeQuietly(this.docker, id, this.log)));
+    for (const id of containers) this.containerOwner.delete(id);
+    if (dispatched) {
+      try {
+        await removeJobDirectory(job.jobDir);
+      } catch (err) {
+        this.log.error({ job: job.id, err: (err as Error).message }, "failed to remove job directory");
+      }
+    }
+  }
+
+  /**
+   * Ends every job without a word to the backend (used before a new identity says hello:
+   * the backend already failed them) and waits until their containers and directories are gone.
+   */
+  async abandonAll(reason: string): Promise<void> {
+    const jobs = [...this.jobs.values()];
+    if (jobs.length === 0) return;
+    this.log.warn({ jobs: jobs.length, reason }, "abandoning running jobs");
+    const send = this.send;
+    this.send = () => {};
+    try {
+      await this.killAndWait(jobs, () => jobDone("", "crash", reason, ""));
+    } finally {
+      this.send = send;
+    }
+  }
+
+  /** Reports every job as crashed (the protocol cannot hand a job back), removes everything, stops the pool. */
+  async shutdown(reason = "The agent is shutting down. Please retry."): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const jobs = [...this.jobs.values()];
+    this.log.info({ jobs: jobs.length }, "shutting down");
+    await this.killAndWait(jobs, () => jobDone("", "crash", reason, ""));
+    this.events?.stop();
+    await this.pool?.close({ force: true }).catch(() => {});
+  }
+
+  private async killAndWait(jobs: Job[], template: () => AgentJobDone, timeoutMs = 8000): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const job of jobs) {
+      const base = template();
+      const done = { ...base, job_id: job.id, state: job.previousState };
+      const run = this.running.get(job.id);
+      if (job.phase === "queued" || run === undefined) {
+        const i = this.queue.findIndex((q) => q.job === job);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.close(job, done);
+        continue;
+      }
+      // Close now with the given outcome; the worker keeps cleaning up and we wait for its containers.
+      const ids = [...job.containers];
+      this.close(job, done);
+      waits.push(
+        (async () => {
+          await Promise.all(ids.map((id) => removeQuietly(this.docker, id, this.log)));
+          try {
+            await removeJobDirectory(job.jobDir);
+          } catch (err) {
+            this.log.error({ job: job.id, err: (err as Error).message }, "failed to remove job directory");
+          }
+        })(),
+      );
+    }
+    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, timeoutMs))]);
+  }
+}
+
+function jobDirName(jobId: string): string {
+  const safe = jobId.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40);
+  return `${JOB_DIR_PREFIX}${safe}-${randomBytes(4).toString("hex")}`;
+}

@@ -1,0 +1,110 @@
+/**
+ * The agent's configuration and the pure parsers behind each command-line value.
+ * Each parser throws ConfigValueError with a sentence naming what it expects.
+ */
+import os from "node:os";
+
+export class ConfigValueError extends Error {}
+
+export interface RuntimeSpec {
+  /** Docker runtime name, e.g. runc. */
+  runtime: string;
+  /** INGInious environment type, e.g. docker. */
+  envtype: string;
+  runAsRoot: boolean;
+  /** Containers share the host kernel (not VMs). */
+  shared: boolean;
+  gpu: boolean;
+}
+
+export interface PortRange {
+  begin: number;
+  end: number;
+}
+
+export interface AgentConfig {
+  backend: string;
+  friendlyName: string;
+  debugHost: string | null;
+  debugPorts: PortRange;
+  tmpdir: string;
+  tasks: string;
+  concurrency: number;
+  verbose: boolean;
+  debugmode: boolean;
+  autorestart: boolean;
+  ssh: boolean;
+  runtimes: RuntimeSpec[] | null;
+  poolThreads: number;
+  pidsLimit: number;
+}
+
+export const DEFAULT_DEBUG_PORTS = "64120-64130";
+export const DEFAULT_PIDS_LIMIT = 1024;
+
+export function defaultConcurrency(): number {
+  return 2 * os.availableParallelism();
+}
+
+export function parsePositiveInt(value: string, what = "a positive integer"): number {
+  if (!/^\s*\d+\s*$/.test(value)) throw new ConfigValueError(`expected ${what}, got ${JSON.stringify(value)}`);
+  const n = parseInt(value, 10);
+  if (n <= 0 || !Number.isSafeInteger(n)) throw new ConfigValueError(`expected ${what}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `begin-end`, both TCP ports; reversed bounds are swapped, as INGInious does. */
+export function parsePortRange(value: string): PortRange {
+  const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(value);
+  if (!m) throw new ConfigValueError(`expected a port range begin-end such as 64120-64130, got ${JSON.stringify(value)}`);
+  let begin = parseInt(m[1]!, 10);
+  let end = parseInt(m[2]!, 10);
+  if (begin > end) [begin, end] = [end, begin];
+  if (begin < 1 || end > 65535) throw new ConfigValueError(`expected ports between 1 and 65535, got ${JSON.stringify(value)}`);
+  return { begin, end };
+}
+
+/** tcp://host:port, tcp://[v6]:port, ipc://path (ZeroMQ endpoints the agent can connect to). */
+export function parseBackendAddress(value: string): string {
+  const tcp = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d+)$/.exec(value);
+  if (tcp) {
+    const port = parseInt(tcp[2]!, 10);
+    if (port < 1 || port > 65535) throw new ConfigValueError(`expected a TCP port between 1 and 65535 in ${JSON.stringify(value)}`);
+    return value;
+  }
+  if (/^ipc:\/\/.+$/.test(value)) return value;
+  throw new ConfigValueError(
+    `expected protocol://host:port, e.g. tcp://127.0.0.1:2001, tcp://[::1]:2001 or ipc:///path, got ${JSON.stringify(value)}`,
+  );
+}
+
+/** `NAME ENVTYPE [root] [shared]`. */
+export function parseRuntime(words: string[]): RuntimeSpec {
+  if (words.length < 2) {
+    throw new ConfigValueError(`expected RUNTIME ENVTYPE [root] [shared], got ${JSON.stringify(words.join(" "))}`);
+  }
+  const [runtime, envtype, ...flags] = words as [string, string, ...string[]];
+  let runAsRoot = false;
+  let shared = false;
+  for (const flag of flags) {
+    if (flag === "root") runAsRoot = true;
+    else if (flag === "shared") shared = true;
+    else throw new ConfigValueError(`unknown runtime flag ${JSON.stringify(flag)} (expected root or shared)`);
+  }
+  return { runtime, envtype, runAsRoot, shared, gpu: /nvidia/.test(runtime) };
+}
+
+/**
+ * Groups the words after each `--runtime` (until the next option) — commander merges
+ * repeated variadic options into one list, which loses the boundaries.
+ */
+export function groupRuntimeArgs(argv: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== "--runtime") continue;
+    const group: string[] = [];
+    while (i + 1 < argv.length && !argv[i + 1]!.startsWith("-")) group.push(argv[++i]!);
+    groups.push(group);
+  }
+  return groups;
+}

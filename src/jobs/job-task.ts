@@ -1,0 +1,87 @@
+/**
+ * What the main thread hands a worker for one job, what the worker may ask of the
+ * main thread while it runs (over comlink), and what it returns.
+ */
+import type { MessagePort } from "node:worker_threads";
+import type { ContainerRole } from "../docker/labels.js";
+
+export interface StudentEnvironment {
+  image: string;
+  runtime: string;
+}
+
+export interface JobTask {
+  jobId: string;
+  /** Absolute path of the job's private directory; the worker creates and fills it. */
+  jobDir: string;
+  /** Marker file content written in the job directory, naming the agent that made it. */
+  jobDirMarker: string;
+  /** Absolute task folder to copy, or null for a task-less job. */
+  taskDir: string | null;
+  /** Absolute course folder (for `$common`), or null for a task-less job. */
+  courseDir: string | null;
+  image: string;
+  runtime: string;
+  envtype: string;
+  environment: string;
+  time: number;
+  hardTime: number;
+  memoryMb: number;
+  network: boolean;
+  /** internal port -> external port */
+  ports: Record<number, number>;
+  inputdata: Record<string, unknown>;
+  debug: boolean | "ssh";
+  runCmd: string | null;
+  envtypes: string[];
+  runAsRoot: boolean;
+  labels: Record<string, string>;
+  studentLabels: Record<string, string>;
+  nofile: { soft: number; hard: number };
+  pidsLimit: number;
+  cgroupVersion: 1 | 2;
+  maxMessageBytes: number;
+  /** Environments of the same envtype, by name, for run_student. */
+  studentEnvironments: Record<string, StudentEnvironment>;
+  sshAllowed: boolean;
+  envtypeHasSsh: boolean;
+  verbose: boolean;
+  /** The worker's end of the comlink channel to the main thread. */
+  port: MessagePort;
+}
+
+/** Calls a worker makes to the main thread. Every one is cheap bookkeeping. */
+export interface MainApi {
+  /** Records a container of the job; false means the job was killed meanwhile: stop and return. */
+  containerCreated(jobId: string, containerId: string, role: ContainerRole): boolean;
+  containerRemoved(jobId: string, containerId: string): void;
+  /** True when the engine reported an `oom` event for this container. */
+  wasOutOfMemory(containerId: string): boolean;
+  /** True once the backend asked to kill the job. */
+  isKilled(jobId: string): boolean;
+  allocatePorts(jobId: string, count: number): number[] | null;
+  releasePorts(jobId: string, ports: number[]): void;
+  /** Forwards SSH debug access; ignored after the first one of a job. */
+  sshDebug(jobId: string, port: number, user: string, password: string): void;
+  /** The host to advertise for SSH debug, or null when SSH debug is off. */
+  debugHost(): string | null;
+}
+
+export interface CheckedResult {
+  result: string;
+  text: string;
+  grade: number | null;
+  problems: Record<string, unknown>;
+  tests: Record<string, unknown>;
+  custom: Record<string, unknown>;
+  state: string;
+  archive: Uint8Array | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** What the worker saw; the main thread adds kills and oom events and decides the outcome. */
+export type WorkerOutcome =
+  | { kind: "result"; result: CheckedResult; timeout: boolean; oomKilled: boolean }
+  | { kind: "no-result"; text: string; timeout: boolean; oomKilled: boolean }
+  | { kind: "crash"; text: string; timeout: boolean; oomKilled: boolean };

@@ -1,0 +1,49 @@
+/**
+ * One job as the main thread sees it. A job is queued, then running, then closed; it is
+ * closed exactly once, and that is the only place its AgentJobDone comes from.
+ */
+import type { AgentJobDone } from "../protocol/messages.js";
+
+export type JobPhase = "queued" | "running" | "closed";
+
+export class Job {
+  phase: JobPhase = "queued";
+  killed = false;
+  oomEvent = false;
+  sshSent = false;
+  readonly containers = new Set<string>();
+  readonly ports = new Set<number>();
+  readonly startedAt = performance.now();
+
+  constructor(
+    readonly id: string,
+    readonly previousState: string,
+    /** The job directory the worker will create; removed by the main thread if the worker dies. */
+    readonly jobDir: string,
+  ) {}
+
+  /** Moves to `closed` once; returns false if the job was already closed. */
+  close(): boolean {
+    if (this.phase === "closed") return false;
+    this.phase = "closed";
+    return true;
+  }
+}
+
+/** Remembers the ids of recently finished jobs, so that a late kill sends nothing. */
+export class RecentJobs {
+  private readonly ids = new Set<string>();
+  private readonly order: string[] = [];
+  constructor(private readonly capacity = 10000) {}
+  add(id: string): void {
+    if (this.ids.has(id)) return;
+    this.ids.add(id);
+    this.order.push(id);
+    if (this.order.length > this.capacity) this.ids.delete(this.order.shift()!);
+  }
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+}
+
+export type DoneSink = (done: AgentJobDone) => void;

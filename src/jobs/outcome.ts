@@ -1,0 +1,59 @@
+/** Turns what happened to a job into its one AgentJobDone (protocol.md section 4, outcome precedence). */
+import type { AgentJobDone, JobResultKind } from "../protocol/messages.js";
+import type { WorkerOutcome } from "./job-task.js";
+
+export interface JobFacts {
+  jobId: string;
+  /** inputdata["@state"]: reported when the job does not finish with a result of its own. */
+  previousState: string;
+  /** Set when the backend killed the job. */
+  killed: boolean;
+  /** The engine reported an `oom` event for the grading container. */
+  oomEvent: boolean;
+}
+
+export function defaultGrade(result: JobResultKind, grade: number | null): number {
+  if (grade !== null) return grade;
+  return result === "success" ? 100.0 : 0.0;
+}
+
+export function jobDone(
+  jobId: string,
+  result: JobResultKind,
+  text: string,
+  state: string,
+  extra: Partial<Pick<AgentJobDone, "grade" | "problems" | "tests" | "custom" | "archive" | "stdout" | "stderr">> = {},
+): AgentJobDone {
+  return {
+    type: "AgentJobDone",
+    job_id: jobId,
+    result: [result, text],
+    grade: defaultGrade(result, extra.grade ?? null),
+    problems: extra.problems ?? {},
+    tests: extra.tests ?? {},
+    custom: extra.custom ?? {},
+    state,
+    archive: extra.archive ?? null,
+    stdout: extra.stdout === undefined ? null : extra.stdout,
+    stderr: extra.stderr === undefined ? null : extra.stderr,
+  };
+}
+
+/** killed > timeout > overflow > the container's own result (or the crash the worker saw). */
+export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJobDone {
+  const plain = { stdout: "", stderr: "" };
+  if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
+  if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);
+  if (facts.oomEvent || outcome.oomKilled) return jobDone(facts.jobId, "overflow", "", facts.previousState, plain);
+  if (outcome.kind !== "result") return jobDone(facts.jobId, "crash", outcome.text, facts.previousState, plain);
+  const r = outcome.result;
+  return jobDone(facts.jobId, r.result as JobResultKind, r.text, r.state, {
+    grade: r.grade ?? undefined,
+    problems: r.problems,
+    tests: r.tests,
+    custom: r.custom,
+    archive: r.archive,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  });
+}

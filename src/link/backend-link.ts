@@ -1,0 +1,151 @@
+/**
+ * The link to the INGInious backend, on the main thread: one DEALER socket, one receive loop,
+ * one serialised send queue. Says hello on connect, answers every Ping at once, and restarts
+ * with a new identity when the backend has been silent for 10 s (unless autorestart is off).
+ */
+import { Dealer } from "zeromq";
+import type { GradingAgent } from "../agent.js";
+import type { Logger } from "../log.js";
+import {
+  BadFrameError, decodeBackendMessage, encodeAgentMessage, type AgentMessage,
+} from "../protocol/messages.js";
+import { SendQueue } from "./send-queue.js";
+
+export interface LinkOptions {
+  autorestart: boolean;
+  /** Silence after which the link is restarted. */
+  silenceMs: number;
+}
+
+export class BackendSilentError extends Error {}
+
+export class BackendLink {
+  private socket: Dealer | null = null;
+  private queue: SendQueue | null = null;
+  private lastHeard = 0;
+  private stopped = false;
+  private watchdog: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  private silent = false;
+  /** Number of times the link was opened again after silence. */
+  reconnects = 0;
+  /** When the backend was last heard from (performance.now() ms). */
+  get lastHeardAt(): number {
+    return this.lastHeard;
+  }
+
+  constructor(
+    private readonly address: string,
+    private readonly agent: GradingAgent,
+    private readonly log: Logger,
+    private readonly options: LinkOptions = { autorestart: true, silenceMs: 10_000 },
+  ) {}
+
+  /** Runs until stop(); throws BackendSilentError when the backend is silent and autorestart is off. */
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.session();
+      if (this.stopped) return;
+      if (!this.options.autorestart) {
+        throw new BackendSilentError(
+          `no message from the backend for ${this.options.silenceMs / 1000} s and --disable-autorestart is set: exiting`,
+        );
+      }
+      this.reconnects++;
+      await this.agent.abandonAll("Agent restarted");
+    }
+  }
+
+  private send(message: AgentMessage): void {
+    this.queue?.push(encodeAgentMessage(message));
+  }
+
+  private async session(): Promise<void> {
+    const socket = new Dealer({ ipv6: true, linger: 1000, sendHighWaterMark: 100000 });
+    this.socket = socket;
+    this.queue = new SendQueue(socket, (err) => this.log.warn({ err: err.message }, "failed to send to the backend"));
+    this.silent = false;
+    socket.connect(this.address);
+    this.log.info({ backend: this.address }, "connecting to the backend");
+    this.agent.send = (m) => this.send(m);
+    try {
+      await this.agent.discover();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "failed to list grading images; announcing the last known ones");
+    }
+    this.send(this.agent.hello());
+    this.log.info("said hello to the backend");
+    this.lastHeard = performance.now();
+    this.watchdog = setInterval(() => {
+      if (performance.now() - this.lastHeard > this.options.silenceMs) {
+        this.log.warn({ silentMs: Math.round(performance.now() - this.lastHeard) }, "backend silent for too long: restarting the link");
+        this.silent = true;
+        this.endSession();
+      }
+    }, 250);
+    await Promise.race([this.receive(socket), new Promise<void>((r) => (this.wake = r))]);
+    this.endSession();
+  }
+
+  private endSession(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+    this.agent.send = () => {};
+    if (this.socket) {
+      this.queue?.close();
+      this.socket.close();
+      this.socket = null;
+    }
+    this.wake?.();
+    this.wake = null;
+  }
+
+  private async receive(socket: Dealer): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        this.lastHeard = performance.now();
+        if (frames.length !== 1) {
+          this.agent.onBadFrame(new BadFrameError(`expected one frame, got ${frames.length}`, null, frames.reduce((n, f) => n + f.length, 0), null));
+          continue;
+        }
+        this.handle(frames[0]!);
+      }
+    } catch (err) {
+      if (!this.stopped && !this.silent && this.socket === socket) {
+        this.log.warn({ err: (err as Error).message }, "receive loop ended");
+      }
+    }
+  }
+
+  private handle(frame: Buffer): void {
+    let message;
+    try {
+      message = decodeBackendMessage(frame);
+    } catch (err) {
+      if (err instanceof BadFrameError) this.agent.onBadFrame(err);
+      else this.log.error({ err: (err as Error).message }, "failed to read a frame");
+      return;
+    }
+    switch (message.type) {
+      case "Ping":
+        this.send({ type: "Pong" });
+        return;
+      case "BackendNewJob":
+        this.log.info({ job: message.job_id, course: message.course_id, task: message.task_id }, "received job");
+        this.agent.onNewJob(message);
+        return;
+      case "BackendKillJob":
+        this.agent.onKill(message);
+        return;
+    }
+  }
+
+  /** Closes the socket after a bounded linger (pending sends get up to 1 s). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // let queued messages (final results) reach the socket before closing it
+    const deadline = performance.now() + 1000;
+    while ((this.queue?.length ?? 0) > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.endSession();
+  }
+}

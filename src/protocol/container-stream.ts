@@ -1,0 +1,126 @@
+/**
+ * The grading container's output as the agent reads it: Docker's attach stream
+ * (8-byte frame headers: stream id, 3 zero bytes, uint32 BE size) carrying, on
+ * stdout, messages framed as uint32 BE length + msgpack map with a `type` key.
+ * Messages may be split across frames and several may share one frame.
+ *
+ * Pure and incremental: feed chunks as they arrive, get whole messages out.
+ */
+import { ByteQueue } from "./byte-queue.js";
+import { unpack, pack, type Packable } from "./msgpack.js";
+
+/** Default cap on one container message; results with 20 MB archives and 20 MB of stdout fit. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export class ContainerStreamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ContainerStreamError";
+  }
+}
+
+export interface ContainerMessage {
+  type: string;
+  [key: string]: unknown;
+}
+
+export class ContainerStreamDecoder {
+  private readonly frames = new ByteQueue();
+  private readonly stdout = new ByteQueue();
+  /** Bytes still expected for the current Docker frame, and its stream id. */
+  private frameRemaining = 0;
+  private frameStream = 0;
+  private stderrBytes = 0;
+
+  constructor(private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {}
+
+  /** Bytes the container wrote on stderr (not collected, only counted). */
+  get stderrSeen(): number {
+    return this.stderrBytes;
+  }
+
+  /** True when no partial frame or message is pending: the stream may end here cleanly. */
+  get idle(): boolean {
+    return this.frameRemaining === 0 && this.frames.length === 0 && this.stdout.length === 0;
+  }
+
+  /** Feeds raw attach-stream bytes; returns the messages completed by them. Throws ContainerStreamError. */
+  push(chunk: Buffer): ContainerMessage[] {
+    this.frames.push(chunk);
+    const out: ContainerMessage[] = [];
+    for (;;) {
+      if (this.frameRemaining === 0) {
+        if (this.frames.length < 8) break;
+        const header = this.frames.take(8);
+        const stream = header[0]!;
+        if (stream > 2 || header[1] !== 0 || header[2] !== 0 || header[3] !== 0) {
+          throw new ContainerStreamError(
+            `broken Docker stream frame header ${header.toString("hex")}`,
+          );
+        }
+        this.frameStream = stream;
+        this.frameRemaining = header.readUInt32BE(4);
+        continue;
+      }
+      const n = Math.min(this.frameRemaining, this.frames.length);
+      if (n === 0) break;
+      const payload = this.frames.take(n);
+      this.frameRemaining -= n;
+      if (this.frameStream === 2) this.stderrBytes += n;
+      else if (this.frameStream === 1) {
+        this.stdout.push(payload);
+        this.drainMessages(out);
+      }
+    }
+    return out;
+  }
+
+  private drainMessages(out: ContainerMessage[]): void {
+    while (this.stdout.length >= 4) {
+      const len = this.stdout.peek(4).readUInt32BE(0);
+      if (len > this.maxMessageBytes) {
+        throw new ContainerStreamError(
+          `the grading container sent a message of ${len} bytes, over the agent's limit of ${this.maxMessageBytes} bytes`,
+        );
+      }
+      if (this.stdout.length < 4 + len) break;
+      this.stdout.take(4);
+      out.push(decodeContainerMessage(this.stdout.take(len)));
+    }
+  }
+
+  /** Called when the stream ends: throws if it stopped in the middle of a frame or message. */
+  end(): void {
+    if (this.frameRemaining > 0 || this.frames.length > 0) {
+      throw new ContainerStreamError("the grading container's output stopped in the middle of a frame");
+    }
+    if (this.stdout.length > 0) {
+      throw new ContainerStreamError("the grading container's output stopped in the middle of a message");
+    }
+  }
+}
+
+export function decodeContainerMessage(bytes: Buffer): ContainerMessage {
+  let value: unknown;
+  try {
+    value = unpack(bytes);
+  } catch (err) {
+    throw new ContainerStreamError(`the grading container sent a message that is not msgpack (${(err as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new ContainerStreamError("the grading container sent a message that is not a map");
+  }
+  const type = (value as Record<string, unknown>)["type"];
+  if (typeof type !== "string") {
+    throw new ContainerStreamError("the grading container sent a message without a type");
+  }
+  return value as ContainerMessage;
+}
+
+/** Frames a message for a container's stdin: uint32 BE length + msgpack. */
+export function encodeContainerMessage(message: { type: string } & Record<string, Packable>): Buffer {
+  const body = pack(message);
+  const header = Buffer.allocUnsafe(4);
+  header.writeUInt32BE(body.length, 0);
+  return Buffer.concat([header, body]);
+}

@@ -1,0 +1,183 @@
+/**
+ * msgpack as INGInious's Python side speaks it (`use_bin_type=True` to pack,
+ * `use_list=False, strict_map_key=False` to unpack).
+ *
+ * Decoding uses msgpackr (fast, returns Buffers for bin, plain objects for maps).
+ * Encoding is our own small writer: JavaScript numbers cannot say "float" by
+ * themselves, and INGInious needs `grade` as a float64 even when it is whole, so
+ * a value wrapped in `Float64` is always written as float64; other numbers are
+ * written as integers when they are safe integers.
+ */
+import { Unpackr } from "msgpackr";
+
+/** Marks a number that must be written as a msgpack float64. */
+export class Float64 {
+  constructor(readonly value: number) {}
+}
+
+export type Packable =
+  | null
+  | undefined
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | Float64
+  | readonly Packable[]
+  | Map<Packable, Packable>
+  | { readonly [key: string]: Packable };
+
+const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  // Python dicts may have integer keys: keep them readable as strings.
+  allowArraysInMapKeys: true,
+  int64AsType: "number",
+  // Never keep a reference to the input buffer in decoded bins.
+  copyBuffers: true,
+} as ConstructorParameters<typeof Unpackr>[0]);
+
+/** Decodes one msgpack value; throws on truncated or malformed input. */
+export function unpack(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}
+
+class Writer {
+  private buf: Buffer;
+  private pos = 0;
+  constructor(initial = 256) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(v, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(v, this.pos);
+    this.pos += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  string(s: string): void {
+    const len = Buffer.byteLength(s, "utf8");
+    this.header(len, 0xa0, 31, 0xd9, 0xda, 0xdb);
+    this.ensure(len);
+    this.pos += this.buf.write(s, this.pos, "utf8");
+  }
+  f64(v: number): void {
+    this.u8(0xcb);
+    this.ensure(8);
+    this.buf.writeDoubleBE(v, this.pos);
+    this.pos += 8;
+  }
+  int(v: number | bigint): void {
+    const big = BigInt(v);
+    if (big >= 0n) {
+      if (big < 128n) this.u8(Number(big));
+      else if (big < 256n) (this.u8(0xcc), this.u8(Number(big)));
+      else if (big < 65536n) (this.u8(0xcd), this.u16(Number(big)));
+      else if (big < 4294967296n) (this.u8(0xce), this.u32(Number(big)));
+      else if (big < 18446744073709551616n) {
+        this.u8(0xcf);
+        this.ensure(8);
+        this.buf.writeBigUInt64BE(big, this.pos);
+        this.pos += 8;
+      } else throw new RangeError(`integer ${big} does not fit in msgpack`);
+    } else {
+      if (big >= -32n) this.u8(Number(big) & 0xff);
+      else if (big >= -128n) (this.u8(0xd0), this.u8(Number(big) & 0xff));
+      else if (big >= -32768n) {
+        this.u8(0xd1);
+        this.ensure(2);
+        this.buf.writeInt16BE(Number(big), this.pos);
+        this.pos += 2;
+      } else if (big >= -2147483648n) {
+        this.u8(0xd2);
+        this.ensure(4);
+        this.buf.writeInt32BE(Number(big), this.pos);
+        this.pos += 4;
+      } else if (big >= -9223372036854775808n) {
+        this.u8(0xd3);
+        this.ensure(8);
+        this.buf.writeBigInt64BE(big, this.pos);
+        this.pos += 8;
+      } else throw new RangeError(`integer ${big} does not fit in msgpack`);
+    }
+  }
+  /** Writes a str/bin/array/map header: fix form when small, else 8/16/32-bit length. */
+  header(len: number, fix: number, fixMax: number, h8: number, h16: number, h32: number): void {
+    if (len <= fixMax && fix !== 0) this.u8(fix | len);
+    else if (len < 256 && h8 !== 0) (this.u8(h8), this.u8(len));
+    else if (len < 65536) (this.u8(h16), this.u16(len));
+    else (this.u8(h32), this.u32(len));
+  }
+  result(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+function write(w: Writer, v: Packable, depth: number): void {
+  if (depth > 512) throw new RangeError("value nested too deeply to pack");
+  if (v === null || v === undefined) return w.u8(0xc0);
+  if (v === true) return w.u8(0xc3);
+  if (v === false) return w.u8(0xc2);
+  if (typeof v === "string") return w.string(v);
+  if (typeof v === "bigint") return w.int(v);
+  if (typeof v === "number") {
+    if (Number.isSafeInteger(v) && !Object.is(v, -0)) return w.int(v);
+    return w.f64(v);
+  }
+  if (v instanceof Float64) return w.f64(v.value);
+  if (v instanceof Uint8Array) {
+    w.header(v.length, 0, 0, 0xc4, 0xc5, 0xc6);
+    return w.bytes(v);
+  }
+  if (Array.isArray(v)) {
+    w.header(v.length, 0x90, 15, 0, 0xdc, 0xdd);
+    for (const item of v) write(w, item, depth + 1);
+    return;
+  }
+  if (v instanceof Map) {
+    w.header(v.size, 0x80, 15, 0, 0xde, 0xdf);
+    for (const [k, item] of v) {
+      write(w, k, depth + 1);
+      write(w, item, depth + 1);
+    }
+    return;
+  }
+  if (typeof v === "object") {
+    const entries = Object.entries(v).filter(([, item]) => item !== undefined);
+    w.header(entries.length, 0x80, 15, 0, 0xde, 0xdf);
+    for (const [k, item] of entries) {
+      w.string(k);
+      write(w, item as Packable, depth + 1);
+    }
+    return;
+  }
+  throw new TypeError(`cannot pack a value of type ${typeof v}`);
+}
+
+/** Encodes a value; object keys keep their insertion order, undefined fields are left out. */
+export function pack(value: Packable): Buffer {
+  const w = new Writer();
+  write(w, value, 0);
+  return w.result();
+}

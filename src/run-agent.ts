@@ -1,0 +1,50 @@
+/** Runs the agent as a daemon: start, link to the backend, stop cleanly on SIGINT/SIGTERM. */
+import { AgentStartError, GradingAgent } from "./agent.js";
+import type { AgentConfig } from "./config.js";
+import { BackendLink, BackendSilentError } from "./link/backend-link.js";
+import { createLogger } from "./log.js";
+import { installLoopMonitor } from "./loop-monitor.js";
+
+/** Returns the process exit status. */
+export async function runAgent(config: AgentConfig): Promise<number> {
+  const log = createLogger({ verbose: config.verbose });
+  let agent: GradingAgent;
+  try {
+    agent = await GradingAgent.start(config, log);
+  } catch (err) {
+    const message = err instanceof AgentStartError ? err.message : `failed to start: ${(err as Error).stack ?? err}`;
+    log.fatal(message);
+    return 1;
+  }
+  installLoopMonitor(log);
+  const link = new BackendLink(config.backend, agent, log, { autorestart: config.autorestart, silenceMs: 10_000 });
+
+  let stopping: Promise<number> | null = null;
+  const stop = (signal: string): Promise<number> => {
+    stopping ??= (async () => {
+      log.info({ signal }, "stopping: reporting running jobs and removing their containers");
+      await agent.shutdown();
+      await link.stop();
+      return 0;
+    })();
+    return stopping;
+  };
+  const signalled = new Promise<number>((resolve) => {
+    process.once("SIGINT", () => resolve(stop("SIGINT")));
+    process.once("SIGTERM", () => resolve(stop("SIGTERM")));
+  });
+
+  const ran = link.run().then(
+    () => 0,
+    async (err: Error) => {
+      if (err instanceof BackendSilentError) log.error(err.message);
+      else log.fatal({ err: err.stack }, "the backend link failed");
+      await agent.shutdown();
+      return 1;
+    },
+  );
+  const code = await Promise.race([ran, signalled]);
+  // Leave even if a library keeps a handle open.
+  setTimeout(() => process.exit(code), 200).unref();
+  return code;
+}

@@ -1,0 +1,492 @@
+/**
+ * The piscina entry: one job's container lifecycle, off the main thread.
+ * Prepares the job directory, creates and attaches the grading container, sends `start`,
+ * reads and checks its messages, runs the student containers it asks for, enforces CPU
+ * and wall time, collects and checks the result and archive, and removes everything it made.
+ * The main thread is told of each container through comlink, so that it can kill and
+ * remove them even if this thread dies.
+ */
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import * as Comlink from "comlink";
+import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
+import Docker from "dockerode";
+import { createLogger, type Logger } from "../src/log.js";
+import { decodeArchive } from "../src/protocol/archive.js";
+import {
+  ContainerStreamDecoder,
+  encodeContainerMessage,
+  type ContainerMessage,
+} from "../src/protocol/container-stream.js";
+import { checkGradingResult } from "../src/protocol/grading-result.js";
+import { type Packable } from "../src/protocol/msgpack.js";
+import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
+import { prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
+import type { CheckedResult, JobTask, MainApi, WorkerOutcome } from "../src/jobs/job-task.js";
+
+const docker = new Docker();
+let logger: Logger | null = null;
+
+function getLogger(verbose: boolean): Logger {
+  logger ??= createLogger({ verbose });
+  return logger;
+}
+
+/** Two SELinux MCS categories drawn from a seed, so that jobs cannot read each other's files. */
+export function selinuxLevel(seed: string): string {
+  const h = createHash("sha256").update(seed).digest();
+  const c1 = h.readUInt16BE(0) % 1024;
+  let c2 = h.readUInt16BE(2) % 1024;
+  if (c2 === c1) c2 = (c1 + 1) % 1024;
+  return `label=level:s0:c${Math.min(c1, c2)},c${Math.max(c1, c2)}`;
+}
+
+function hostConfigCommon(task: JobTask, memoryMb: number, seed: string): Docker.HostConfig {
+  const bytes = memoryMb * 1024 * 1024;
+  return {
+    Memory: bytes,
+    MemorySwap: bytes,
+    ...(task.cgroupVersion === 1 ? { MemorySwappiness: 0, OomKillDisable: true } : {}),
+    Runtime: task.runtime,
+    Ulimits: [{ Name: "nofile", Soft: task.nofile.soft, Hard: task.nofile.hard }],
+    SecurityOpt: [selinuxLevel(seed)],
+    PidsLimit: task.pidsLimit,
+  };
+}
+
+function portBindings(ports: Record<number, number>): {
+  exposed: Record<string, object>;
+  bindings: Record<string, Array<{ HostPort: string }>>;
+} {
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, Array<{ HostPort: string }>> = {};
+  for (const [internal, external] of Object.entries(ports)) {
+    exposed[`${internal}/tcp`] = {};
+    bindings[`${internal}/tcp`] = [{ HostPort: String(external) }];
+  }
+  return { exposed, bindings };
+}
+
+/** Bounded wait: resolves with the promise's value, or `fallback` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(fallback), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      () => (clearTimeout(t), resolve(fallback)),
+    );
+  });
+}
+
+interface StudentRun {
+  id: string | null;
+  ports: number[];
+  /** internal port 22 -> external */
+  sshPort: number | null;
+  done: Promise<void>;
+}
+
+class JobRun {
+  private readonly log: Logger;
+  private readonly api: Comlink.Remote<MainApi>;
+  private paths: JobPaths | null = null;
+  private grading: Docker.Container | null = null;
+  private stdin: NodeJS.WritableStream | null = null;
+  private readonly students = new Map<string, StudentRun>(); // socket_id -> run
+  private fatal: string | null = null;
+  private sshSent = false;
+
+  constructor(private readonly task: JobTask) {
+    this.log = getLogger(task.verbose).child({ job: task.jobId });
+    this.api = Comlink.wrap<MainApi>(nodeEndpoint(task.port as never));
+  }
+
+  async run(): Promise<WorkerOutcome> {
+    try {
+      return await this.runGrading();
+    } finally {
+      await this.cleanup();
+    }
+  }
+
+  private crash(text: string): WorkerOutcome {
+    return { kind: "crash", text, timeout: false, oomKilled: false };
+  }
+
+  private async runGrading(): Promise<WorkerOutcome> {
+    const t = this.task;
+    try {
+      this.paths = await prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
+      return this.crash("The agent could not prepare the job's directory. Please contact your course administrator.");
+    }
+    const p = this.paths;
+    const { exposed, bindings } = portBindings(t.ports);
+    const useNetwork = t.network || Object.keys(t.ports).length > 0;
+    let container: Docker.Container;
+    try {
+      this.log.debug("creating grading container");
+      container = await docker.createContainer({
+        Image: t.image,
+        OpenStdin: true,
+        StdinOnce: false,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: false,
+        Tty: false,
+        Env: ["DEBUGGER=False"],
+        Labels: t.labels,
+        ExposedPorts: exposed,
+        HostConfig: {
+          ...hostConfigCommon(t, t.memoryMb, p.root),
+          NetworkMode: useNetwork ? "bridge" : "none",
+          PortBindings: bindings,
+          ExtraHosts: ["host.docker.internal:host-gateway"],
+          Binds: [
+            `${p.task}:/task:Z`,
+            `${p.sockets}:/sockets:Z`,
+            `${p.courseCommon}:/course/common:ro,Z`,
+            `${p.courseCommonStudent}:/course/common/student:ro,Z`,
+          ],
+        },
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "failed to create grading container");
+      return this.crash(`The agent could not create the grading container: ${(err as Error).message}`);
+    }
+    this.grading = container;
+    const log = this.log.child({ container: container.id });
+    log.debug("created grading container");
+    if (!(await this.api.containerCreated(t.jobId, container.id, "grading"))) {
+      return this.crash("The job was killed before its container started.");
+    }
+
+    let stream: NodeJS.ReadWriteStream;
+    try {
+      stream = (await container.attach({
+        stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
+      })) as NodeJS.ReadWriteStream;
+      this.stdin = stream;
+      await container.start();
+      log.debug("started grading container");
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "failed to start grading container");
+      return this.crash(`The agent could not start the grading container: ${(err as Error).message}`);
+    }
+
+    const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime }, log);
+    const exited = container.wait().then(
+      (r: { StatusCode?: number }) => r?.StatusCode ?? -1,
+      () => -1,
+    );
+    const start: Record<string, Packable> = {
+      type: "start",
+      input: t.inputdata as Packable,
+      debug: t.debug,
+      envtypes: Object.fromEntries(t.envtypes.map((e) => [e, true])),
+    };
+    if (t.runCmd !== null) start["run_cmd"] = t.runCmd;
+    start["run_as_root"] = t.runAsRoot;
+    stream.on("error", () => {});
+    stream.write(encodeContainerMessage(start as { type: string } & Record<string, Packable>));
+
+    const decoder = new ContainerStreamDecoder(t.maxMessageBytes);
+    let rawResult: unknown = undefined;
+    let streamError: string | null = null;
+    const reading = (async () => {
+      try {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          for (const msg of decoder.push(chunk)) {
+            if (msg.type === "result") rawResult = msg["result"];
+            else this.onMessage(msg, log);
+          }
+          if (this.fatal !== null) break;
+        }
+        if (this.fatal === null) decoder.end();
+      } catch (err) {
+        if (this.fatal === null) streamError = (err as Error).message;
+      }
+    })();
+
+    // The stream ends when the container exits; a container that closed its stdout keeps the
+    // job alive until it exits or hits a limit, and then the stream gets 2 s to drain.
+    await Promise.race([reading, exited]);
+    if (streamError !== null || this.fatal !== null) await this.killQuietly(container);
+    const exitCode = await exited;
+    await within(reading, 2000, undefined);
+    (stream as unknown as { destroy(): void }).destroy();
+    watch.stop();
+    await Promise.all([...this.students.values()].map((s) => s.done));
+
+    const oomKilled = await this.inspectOomKilled(container);
+    const timeout = watch.exceeded !== null;
+    log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
+    if (this.fatal !== null) return { kind: "crash", text: this.fatal, timeout, oomKilled };
+    if (streamError !== null) {
+      return { kind: "crash", text: `The grader's output could not be read: ${streamError}.`, timeout, oomKilled };
+    }
+    if (rawResult === undefined) {
+      return { kind: "no-result", text: "The grader did not return any result.", timeout, oomKilled };
+    }
+    try {
+      return { kind: "result", result: this.checkResult(rawResult), timeout, oomKilled };
+    } catch (err) {
+      return { kind: "crash", text: (err as Error).message, timeout, oomKilled };
+    }
+  }
+
+  private checkResult(raw: unknown): CheckedResult {
+    const r = checkGradingResult(raw);
+    const archive = r.archive === null ? null : decodeArchive(r.archive);
+    return { ...r, archive };
+  }
+
+  private async inspectOomKilled(container: Docker.Container): Promise<boolean> {
+    try {
+      const info = await container.inspect();
+      return Boolean(info.State?.OOMKilled);
+    } catch {
+      return false;
+    }
+  }
+
+  private async killQuietly(container: Docker.Container): Promise<void> {
+    try {
+      await container.kill();
+    } catch {
+      /* already stopped or gone */
+    }
+  }
+
+  private writeToGrading(message: { type: string } & Record<string, Packable>): void {
+    if (this.stdin === null) return;
+    try {
+      this.stdin.write(encodeContainerMessage(message));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "grading container's stdin is closed");
+    }
+  }
+
+  private failJob(text: string, log: Logger): void {
+    if (this.fatal !== null) return;
+    this.fatal = text;
+    log.warn({ reason: text }, "ending job");
+    if (this.grading) void this.killQuietly(this.grading);
+  }
+
+  private onMessage(msg: ContainerMessage, log: Logger): void {
+    switch (msg.type) {
+      case "run_student":
+        this.onRunStudent(msg, log);
+        return;
+      case "ssh_debug": {
+        const port = this.task.ports[22];
+        if (port === undefined) {
+          log.warn("ssh_debug from a job that has no SSH port: ignored");
+          return;
+        }
+        this.sendSsh(port, msg["ssh_user"], msg["ssh_key"], log);
+        return;
+      }
+      case "ssh_student": {
+        const wanted = msg["container_id"];
+        const run = [...this.students.values()].find((s) => s.id !== null && s.id === wanted);
+        if (!run || run.sshPort === null) {
+          this.failJob("Trying to connect with ssh to a non-children student container!", log);
+          return;
+        }
+        this.sendSsh(run.sshPort, msg["ssh_user"], msg["ssh_key"], log);
+        return;
+      }
+      default:
+        log.debug({ type: msg.type }, "ignoring unknown message from grading container");
+    }
+  }
+
+  private sendSsh(port: number, user: unknown, key: unknown, log: Logger): void {
+    if (typeof user !== "string" || typeof key !== "string") {
+      log.warn("ssh message without a user and key: ignored");
+      return;
+    }
+    if (this.sshSent) {
+      log.warn("a second SSH debug message for one job: ignored");
+      return;
+    }
+    this.sshSent = true;
+    void this.api.sshDebug(this.task.jobId, port, user, key);
+  }
+
+  private onRunStudent(msg: ContainerMessage, log: Logger): void {
+    const t = this.task;
+    const socketId = msg["socket_id"];
+    if (typeof socketId !== "string" || socketId.includes("/") || socketId === "" || socketId.includes("\0")) {
+      this.failJob("The grader asked for a student container with an invalid socket id.", log);
+      return;
+    }
+    if (this.students.has(socketId)) {
+      log.warn({ socket: socketId }, "run_student for a socket id already in use: ignored");
+      return;
+    }
+    const ssh = Boolean(msg["ssh"]);
+    if (ssh && !(t.network && t.envtypeHasSsh && t.sshAllowed)) {
+      this.failJob(
+        "ssh for student requires to allow ssh and internet access in the task environment configuration tab!",
+        log,
+      );
+      return;
+    }
+    const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+    const limit = (asked: unknown, parent: number): number => Math.min(num(asked) || parent, parent);
+    const run: StudentRun = { id: null, ports: [], sshPort: null, done: Promise.resolve() };
+    this.students.set(socketId, run);
+    run.done = this.runStudent(run, socketId, {
+      environment: typeof msg["environment"] === "string" && msg["environment"] !== "" ? msg["environment"] : t.environment,
+      memoryMb: limit(msg["memory_limit"], t.memoryMb),
+      time: limit(msg["time_limit"], t.time),
+      hardTime: limit(msg["hard_time_limit"], t.hardTime),
+      shareNetwork: Boolean(msg["share_network"]),
+      ssh,
+      runAsRoot: Boolean(msg["run_as_root"]),
+    }, log).catch((err: Error) => log.error({ err: err.message, socket: socketId }, "student container handling failed"));
+  }
+
+  private async runStudent(
+    run: StudentRun,
+    socketId: string,
+    req: { environment: string; memoryMb: number; time: number; hardTime: number; shareNetwork: boolean; ssh: boolean; runAsRoot: boolean },
+    parentLog: Logger,
+  ): Promise<void> {
+    const t = this.task;
+    const p = this.paths!;
+    const log = parentLog.child({ socket: socketId });
+    const retval = (value: number): void =>
+      this.writeToGrading({ type: "run_student_retval", socket_id: socketId, retval: value });
+    const env = t.studentEnvironments[req.environment];
+    if (env === undefined) {
+      log.warn({ environment: req.environment }, "student container asked for an unknown environment");
+      return retval(254);
+    }
+    if (req.runAsRoot) {
+      log.warn("student containers cannot run as root");
+      return retval(254);
+    }
+    let ports: Record<number, number> = {};
+    if (req.ssh) {
+      const got = await this.api.allocatePorts(t.jobId, 1);
+      if (got === null || got.length === 0) {
+        log.warn("no free port for a student SSH container");
+        return retval(254);
+      }
+      run.ports = got;
+      run.sshPort = got[0]!;
+      ports = { 22: got[0]! };
+    }
+    const { exposed, bindings } = portBindings(ports);
+    const networkMode = req.ssh ? "bridge" : req.shareNetwork && this.grading ? `container:${this.grading.id}` : "none";
+    let container: Docker.Container;
+    try {
+      await Promise.all([p.studentScripts, p.systemfiles].map((d) => fs.mkdir(d, { recursive: true, mode: 0o777 })));
+      container = await docker.createContainer({
+        Image: env.image,
+        Cmd: ["_run_student_intern"],
+        OpenStdin: true,
+        StdinOnce: false,
+        Tty: false,
+        Labels: t.studentLabels,
+        ExposedPorts: exposed,
+        HostConfig: {
+          ...hostConfigCommon({ ...t, runtime: env.runtime }, req.memoryMb, p.root),
+          NetworkMode: networkMode,
+          PortBindings: bindings,
+          Binds: [
+            `${p.student}:/task/student:Z`,
+            `${p.studentScripts}:/task/student/scripts:Z`,
+            `${path.join(p.sockets, `${socketId}.sock`)}:/__parent.sock:Z`,
+            `${p.systemfiles}:/task/systemfiles:ro,Z`,
+            `${p.courseCommonStudent}:/course/common/student:ro,Z`,
+          ],
+        },
+      });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "failed to create student container");
+      this.releaseStudentPorts(run);
+      return retval(254);
+    }
+    run.id = container.id;
+    const clog = log.child({ container: container.id });
+    if (!(await this.api.containerCreated(t.jobId, container.id, "student"))) {
+      await this.removeStudent(container, run);
+      return retval(254);
+    }
+    this.writeToGrading({ type: "run_student_started", socket_id: socketId, container_id: container.id });
+    let watch: LimitWatch | null = null;
+    let code = -1;
+    try {
+      await container.start();
+      clog.debug("started student container");
+      watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime }, clog);
+      const r = (await container.wait()) as { StatusCode?: number };
+      code = r?.StatusCode ?? -1;
+    } catch (err) {
+      clog.warn({ err: (err as Error).message }, "student container failed");
+      watch?.stop();
+      await this.removeStudent(container, run);
+      return retval(254);
+    }
+    watch.stop();
+    const oom = (await this.api.wasOutOfMemory(container.id)) || (await this.inspectOomKilled(container));
+    const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
+    clog.debug({ retval: value }, "student container ended");
+    retval(value);
+    await this.removeStudent(container, run);
+  }
+
+  private releaseStudentPorts(run: StudentRun): void {
+    if (run.ports.length > 0) void this.api.releasePorts(this.task.jobId, run.ports);
+    run.ports = [];
+  }
+
+  private async removeStudent(container: Docker.Container, run: StudentRun): Promise<void> {
+    try {
+      await container.remove({ force: true, v: true });
+    } catch {
+      /* gone already */
+    }
+    void this.api.containerRemoved(this.task.jobId, container.id);
+    this.releaseStudentPorts(run);
+  }
+
+  private async cleanup(): Promise<void> {
+    const removals: Promise<unknown>[] = [];
+    for (const run of this.students.values()) {
+      if (run.id !== null) removals.push(this.removeStudent(docker.getContainer(run.id), run));
+      else this.releaseStudentPorts(run);
+    }
+    await Promise.all(removals);
+    if (this.grading !== null) {
+      try {
+        await this.grading.remove({ force: true, v: true });
+        this.log.debug({ container: this.grading.id }, "removed grading container");
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status !== 404 && status !== 409) {
+          this.log.warn({ container: this.grading.id, err: (err as Error).message }, "failed to remove grading container");
+        }
+      }
+      await this.api.containerRemoved(this.task.jobId, this.grading.id);
+    }
+    try {
+      await removeJobDirectory(this.task.jobDir);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "failed to remove job directory");
+    }
+    this.task.port.close();
+  }
+}
+
+/** piscina calls this for every job. */
+export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
+  return new JobRun(task).run();
+}
