@@ -49,6 +49,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .option("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected")
     .option("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)", valueParser((v) => parsePositiveInt(v)), defaultConcurrency())
     .option("--pids-limit <n>", "maximal number of processes in one container", valueParser((v) => parsePositiveInt(v)), DEFAULT_PIDS_LIMIT)
+    .enablePositionalOptions()
     .showHelpAfterError(false)
     .action(async (backend: string, opts: Record<string, unknown>) => {
       if (opts["fsHelp"]) {
@@ -116,6 +117,8 @@ export function buildProgram(argv: readonly string[]): Command {
         json: Boolean(opts["json"]) || !process.stdout.isTTY,
         verbose: Boolean(opts["verbose"]),
       });
+      // Idle keep-alive sockets to the engine must not hold the command open.
+      setTimeout(() => process.exit(), 100).unref();
     });
 
   program.exitOverride();

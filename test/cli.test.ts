@@ -1,0 +1,42 @@
+/** The command line: every seed option is listed, and each bad value exits 2 with one line naming the option. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runCli } from "./helpers/agent-process.js";
+
+test("--help lists every option of the seed page", async () => {
+  const { code, stdout } = await runCli(["--help"]);
+  assert.equal(code, 0);
+  for (const option of [
+    "--friendly-name", "--debug-host", "--debug-ports", "--tmpdir", "--tasks", "--fs ", "--fs-help",
+    "--concurrency", "-v, --verbose", "--debugmode", "--disable-autorestart", "--ssh", "--runtime", "<backend>",
+  ]) {
+    assert.ok(stdout.includes(option), `--help should list ${option}:\n${stdout}`);
+  }
+});
+
+test("--fs-help describes the local provider and exits 0", async () => {
+  const { code, stdout } = await runCli(["--fs-help"]);
+  assert.equal(code, 0);
+  assert.match(stdout, /local/);
+  assert.match(stdout, /--fs-location/);
+});
+
+const bad: Array<[string, string[], RegExp]> = [
+  ["zero concurrency", ["--concurrency", "0", "tcp://127.0.0.1:2001"], /--concurrency.*positive integer/],
+  ["a port range with junk", ["--debug-ports", "10-x", "tcp://127.0.0.1:2001"], /--debug-ports.*begin-end/],
+  ["a backend with no scheme", ["127.0.0.1:2001"], /backend.*protocol:\/\/host:port/],
+  ["an unknown runtime flag", ["--runtime", "runc", "docker", "fast", "--ssh", "tcp://127.0.0.1:2001"], /--runtime.*unknown runtime flag "fast"/],
+  ["a runtime with no envtype", ["--runtime", "runc", "--ssh", "tcp://127.0.0.1:2001"], /--runtime.*RUNTIME ENVTYPE/],
+  ["--tasks with --fs", ["--tasks", "t", "--fs", "local", "tcp://127.0.0.1:2001"], /cannot be used with/],
+  ["no backend at all", [], /missing required argument 'backend'/],
+  ["an unknown option", ["--frobnicate", "tcp://127.0.0.1:2001"], /unknown option '--frobnicate'/],
+];
+
+for (const [name, args, message] of bad) {
+  test(`${name} exits with status 2 and says why`, async () => {
+    const { code, stderr } = await runCli(args);
+    assert.equal(code, 2, `exit status for ${args.join(" ")}; stderr: ${stderr}`);
+    assert.match(stderr, message);
+    assert.equal(stderr.trim().split("\n").length, 1, `one line expected, got:\n${stderr}`);
+  });
+}
