@@ -101,8 +101,9 @@ export function parseRuntime(words: string[]): RuntimeSpec {
 export function groupRuntimeArgs(argv: readonly string[]): string[][] {
   const groups: string[][] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] !== "--runtime") continue;
-    const group: string[] = [];
+    const word = argv[i]!;
+    if (word !== "--runtime" && !word.startsWith("--runtime=")) continue;
+    const group: string[] = word.startsWith("--runtime=") ? [word.slice("--runtime=".length)] : [];
     while (i + 1 < argv.length && !argv[i + 1]!.startsWith("-")) group.push(argv[++i]!);
     groups.push(group);
   }

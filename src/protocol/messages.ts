@@ -79,9 +79,21 @@ export interface Ping {
 }
 export type BackendMessage = BackendNewJob | BackendKillJob | Ping;
 
-/** Rounds like Python's round(x, 2) closely enough for grades. */
+/**
+ * Python's round(x, 2): half to even, on the exact binary value of x (so 2.675 -> 2.67,
+ * because the double nearest 2.675 is slightly below it).
+ */
 export function roundGrade(grade: number): number {
-  return Math.round(grade * 100) / 100;
+  if (!Number.isFinite(grade)) return grade;
+  const exact = Math.abs(grade).toFixed(100); // exact decimal expansion of the double
+  const dot = exact.indexOf(".");
+  const kept = exact.slice(0, dot + 3);
+  const rest = exact.slice(dot + 3);
+  let value = Number(kept);
+  const half = "5".padEnd(rest.length, "0");
+  const lastDigit = Number(kept[kept.length - 1]);
+  if (rest > half || (rest === half && lastDigit % 2 === 1)) value = Number((value + 0.01).toFixed(2));
+  return grade < 0 ? -value : value;
 }
 
 function environmentsValue(envs: Environments): Packable {

@@ -1,0 +1,223 @@
+/**
+ * Unit tests for a job's parameters, its outcome (the one AgentJobDone) and its lifecycle bookkeeping.
+ */
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { JobParametersError, parseJobParameters } from "../src/jobs/job-params.js";
+import { composeOutcome, defaultGrade, jobDone, type JobFacts } from "../src/jobs/outcome.js";
+import { Job, RecentJobs } from "../src/jobs/job.js";
+import type { CheckedResult, WorkerOutcome } from "../src/jobs/job-task.js";
+
+describe("parseJobParameters", () => {
+  test("what the INGInious frontend sends", () => {
+    assert.deepEqual(
+      parseJobParameters({ run_cmd: null, network_grading: false, limits: { time: 20, hard_time: 60, memory: 1024, disk: 1024 } }),
+      { limits: { time: 20, hardTime: 60, memoryMb: 1024, diskMb: 1024 }, networkGrading: false, runCmd: null },
+    );
+  });
+
+  test("defaults: 30 s CPU, 3x wall, 200 MB, no disk, no network, no run_cmd", () => {
+    assert.deepEqual(parseJobParameters({}), {
+      limits: { time: 30, hardTime: 90, memoryMb: 200, diskMb: null }, networkGrading: false, runCmd: null,
+    });
+  });
+
+  test("hard_time missing, nil or 0 is three times time", () => {
+    for (const hard of [undefined, null, 0]) {
+      assert.equal(parseJobParameters({ limits: { time: 7, hard_time: hard } }).limits.hardTime, 21, String(hard));
+    }
+  });
+
+  test("numbers are read like Python's int(): floats truncated, integer strings parsed", () => {
+    const p = parseJobParameters({ limits: { time: 2.9, hard_time: "10", memory: " 64 " } });
+    assert.deepEqual(p.limits, { time: 2, hardTime: 10, memoryMb: 64, diskMb: null });
+  });
+
+  test("non-numeric limits are refused", () => {
+    for (const limits of [{ time: "abc" }, { time: "1.5" }, { memory: [] }, { hard_time: {} }, { time: Infinity }]) {
+      assert.throws(() => parseJobParameters({ limits }), JobParametersError, JSON.stringify(limits));
+    }
+  });
+
+  test("limits that are not a map are refused", () => {
+    for (const limits of [[], "x", 3]) {
+      assert.throws(() => parseJobParameters({ limits }), JobParametersError);
+    }
+  });
+
+  test("nil limits means defaults", () => {
+    assert.equal(parseJobParameters({ limits: null }).limits.time, 30);
+  });
+
+  test("non-positive time limits are refused", () => {
+    assert.throws(() => parseJobParameters({ limits: { time: 0 } }), JobParametersError);
+    assert.throws(() => parseJobParameters({ limits: { time: -5 } }), JobParametersError);
+    assert.throws(() => parseJobParameters({ limits: { time: 5, hard_time: -1 } }), JobParametersError);
+  });
+
+  test("memory is passed through as asked (the 20 MB floor is applied by the agent)", () => {
+    assert.equal(parseJobParameters({ limits: { memory: 5 } }).limits.memoryMb, 5);
+  });
+
+  test("network_grading is truthy-tested and run_cmd must be a string", () => {
+    assert.equal(parseJobParameters({ network_grading: true }).networkGrading, true);
+    assert.equal(parseJobParameters({ network_grading: 1 }).networkGrading, true);
+    assert.equal(parseJobParameters({ run_cmd: "python3 run.py" }).runCmd, "python3 run.py");
+    assert.throws(() => parseJobParameters({ run_cmd: 3 }), JobParametersError);
+  });
+
+  test("unknown keys such as ssh_allowed are ignored", () => {
+    assert.doesNotThrow(() => parseJobParameters({ ssh_allowed: true, whatever: { x: 1 } }));
+  });
+});
+
+const facts = (over: Partial<JobFacts> = {}): JobFacts => ({
+  jobId: "j1", previousState: "prev", killed: false, oomEvent: false, ...over,
+});
+
+const checked = (over: Partial<CheckedResult> = {}): CheckedResult => ({
+  result: "success", text: "well done", grade: null, problems: { q1: ["success", "ok"] }, tests: { t: 1 },
+  custom: { c: 2 }, state: "new-state", archive: Buffer.from([1, 2]), stdout: "out", stderr: "err", ...over,
+});
+
+const resultOutcome = (over: Partial<{ timeout: boolean; oomKilled: boolean; result: CheckedResult }> = {}): WorkerOutcome => ({
+  kind: "result", result: checked(), timeout: false, oomKilled: false, ...over,
+});
+
+describe("composeOutcome", () => {
+  test("a plain result is passed through with the container's state", () => {
+    const d = composeOutcome(facts(), resultOutcome());
+    assert.deepEqual(d, {
+      type: "AgentJobDone", job_id: "j1", result: ["success", "well done"], grade: 100, problems: { q1: ["success", "ok"] },
+      tests: { t: 1 }, custom: { c: 2 }, state: "new-state", archive: Buffer.from([1, 2]), stdout: "out", stderr: "err",
+    });
+  });
+
+  test("default grade: 100 for success, 0 otherwise; a given grade wins", () => {
+    assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ result: "failed" }) })).grade, 0);
+    assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ result: "error" }) })).grade, 0);
+    assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ grade: 55.5 }) })).grade, 55.5);
+    assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ result: "failed", grade: 12 }) })).grade, 12);
+  });
+
+  test("a given grade of 0 on success stays 0", () => {
+    assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ grade: 0 }) })).grade, 0);
+  });
+
+  test("killed wins over everything and keeps the previous state", () => {
+    const d = composeOutcome(facts({ killed: true, oomEvent: true }), resultOutcome({ timeout: true, oomKilled: true }));
+    assert.deepEqual(d.result, ["killed", ""]);
+    assert.equal(d.state, "prev");
+    assert.equal(d.grade, 0);
+    assert.deepEqual(d.problems, {});
+    assert.equal(d.archive, null);
+  });
+
+  test("timeout wins over overflow and over the result", () => {
+    const d = composeOutcome(facts({ oomEvent: true }), resultOutcome({ timeout: true, oomKilled: true }));
+    assert.deepEqual(d.result, ["timeout", ""]);
+    assert.equal(d.state, "prev");
+    assert.equal(d.grade, 0);
+  });
+
+  test("overflow from an oom event or an OOM-killed container wins over the result", () => {
+    const a = composeOutcome(facts({ oomEvent: true }), resultOutcome());
+    const b = composeOutcome(facts(), resultOutcome({ oomKilled: true }));
+    for (const d of [a, b]) {
+      assert.deepEqual(d.result, ["overflow", ""]);
+      assert.equal(d.state, "prev");
+      assert.equal(d.grade, 0);
+      assert.deepEqual(d.tests, {});
+    }
+  });
+
+  test("no result or a worker crash is a crash with its text and the previous state", () => {
+    for (const kind of ["no-result", "crash"] as const) {
+      const d = composeOutcome(facts(), { kind, text: "why", timeout: false, oomKilled: false });
+      assert.deepEqual(d.result, ["crash", "why"]);
+      assert.equal(d.state, "prev");
+      assert.equal(d.grade, 0);
+    }
+  });
+
+  test("killed also wins over a crash", () => {
+    const d = composeOutcome(facts({ killed: true }), { kind: "crash", text: "boom", timeout: false, oomKilled: false });
+    assert.deepEqual(d.result, ["killed", ""]);
+  });
+
+  test("a timeout also wins over a missing result", () => {
+    const d = composeOutcome(facts(), { kind: "no-result", text: "nothing", timeout: true, oomKilled: false });
+    assert.deepEqual(d.result, ["timeout", ""]);
+  });
+});
+
+describe("jobDone and defaultGrade", () => {
+  test("defaultGrade", () => {
+    assert.equal(defaultGrade("success", null), 100);
+    for (const k of ["failed", "error", "crash", "timeout", "overflow", "killed"] as const) assert.equal(defaultGrade(k, null), 0);
+    assert.equal(defaultGrade("crash", 30), 30);
+  });
+
+  test("jobDone without extras: empty maps, nil archive/stdout/stderr", () => {
+    assert.deepEqual(jobDone("j", "crash", "no task", "st"), {
+      type: "AgentJobDone", job_id: "j", result: ["crash", "no task"], grade: 0, problems: {}, tests: {}, custom: {},
+      state: "st", archive: null, stdout: null, stderr: null,
+    });
+  });
+
+  test("jobDone keeps empty stdout/stderr as empty strings", () => {
+    const d = jobDone("j", "success", "", "", { stdout: "", stderr: "" });
+    assert.equal(d.stdout, "");
+    assert.equal(d.stderr, "");
+    assert.equal(d.grade, 100);
+  });
+});
+
+describe("Job and RecentJobs", () => {
+  test("a job closes exactly once", () => {
+    const j = new Job("j1", "st", "/tmp/x");
+    assert.equal(j.phase, "queued");
+    j.phase = "running";
+    assert.equal(j.close(), true);
+    assert.equal(j.phase, "closed");
+    assert.equal(j.close(), false);
+    assert.equal(j.close(), false);
+  });
+
+  test("a queued job can be closed directly", () => {
+    const j = new Job("j2", "", "/tmp/y");
+    assert.equal(j.close(), true);
+    assert.equal(j.phase, "closed");
+  });
+
+  test("RecentJobs remembers up to its capacity, oldest forgotten first", () => {
+    const r = new RecentJobs(3);
+    for (const id of ["a", "b", "c"]) r.add(id);
+    assert.ok(r.has("a") && r.has("b") && r.has("c"));
+    r.add("d");
+    assert.equal(r.has("a"), false);
+    assert.ok(r.has("b") && r.has("c") && r.has("d"));
+    r.add("e");
+    assert.equal(r.has("b"), false);
+    assert.equal(r.has("x"), false);
+  });
+
+  test("adding an id twice does not take two places", () => {
+    const r = new RecentJobs(2);
+    r.add("a");
+    r.add("a");
+    r.add("b");
+    assert.ok(r.has("a") && r.has("b"));
+    r.add("c");
+    assert.equal(r.has("a"), false);
+    assert.ok(r.has("b") && r.has("c"));
+  });
+
+  test("the default capacity is 10000", () => {
+    const r = new RecentJobs();
+    for (let i = 0; i < 10001; i++) r.add(`j${i}`);
+    assert.equal(r.has("j0"), false);
+    assert.equal(r.has("j1"), true);
+    assert.equal(r.has("j10000"), true);
+  });
+});

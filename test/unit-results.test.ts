@@ -1,0 +1,215 @@
+/**
+ * Unit tests for what a grading container returns: the result map checker and the archive decoder.
+ */
+import { test, describe, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { BadResultError, checkGradingResult } from "../src/protocol/grading-result.js";
+import { BadArchiveError, decodeArchive } from "../src/protocol/archive.js";
+
+describe("checkGradingResult", () => {
+  test("defaults: an empty map is an error with grade unset", () => {
+    assert.deepEqual(checkGradingResult({}), {
+      result: "error", text: "", grade: null, problems: {}, tests: {}, custom: {}, state: "", archive: null,
+      stdout: "", stderr: "",
+    });
+  });
+
+  test("every accepted key with its type is kept", () => {
+    const r = checkGradingResult({
+      result: "failed", text: "t", grade: 42.5, problems: { "q-1.a_b": ["failed", "no"] }, tests: { "t*1": 3 },
+      custom: { anything: { nested: true } }, state: "st", archive: "AAAA", stdout: "o", stderr: "e",
+    });
+    assert.deepEqual(r, {
+      result: "failed", text: "t", grade: 42.5, problems: { "q-1.a_b": ["failed", "no"] }, tests: { "t*1": 3 },
+      custom: { anything: { nested: true } }, state: "st", archive: "AAAA", stdout: "o", stderr: "e",
+    });
+  });
+
+  test("every result kind is accepted", () => {
+    for (const k of ["success", "failed", "error", "crash", "timeout", "overflow", "killed"]) {
+      assert.equal(checkGradingResult({ result: k }).result, k);
+    }
+  });
+
+  test("an integer grade and a zero grade are kept as given", () => {
+    assert.equal(checkGradingResult({ grade: 7 }).grade, 7);
+    assert.equal(checkGradingResult({ result: "success", grade: 0 }).grade, 0);
+  });
+
+  test("an unknown result string is refused", () => {
+    for (const k of ["Success", "ok", "", "partial"]) {
+      assert.throws(() => checkGradingResult({ result: k }), BadResultError, k);
+    }
+  });
+
+  test("an unknown key is refused and named", () => {
+    assert.throws(() => checkGradingResult({ result: "success", score: 1 }), /unknown key "score"/);
+  });
+
+  test("each key with a wrong type is refused", () => {
+    const wrong: Record<string, unknown[]> = {
+      result: [1, null, ["success"]], text: [1, null, Buffer.from("x")], grade: ["100", null, NaN, Infinity, true],
+      problems: [[], "x", null, Buffer.from("x")], tests: [[], 1, null], custom: [[1], "x", null], state: [1, null, {}],
+      archive: [Buffer.from("x"), 1, null], stdout: [1, null], stderr: [1, null],
+    };
+    for (const [key, values] of Object.entries(wrong)) {
+      for (const v of values) {
+        assert.throws(() => checkGradingResult({ [key]: v }), BadResultError, `${key}=${String(v)}`);
+      }
+    }
+  });
+
+  test("the result itself must be a map", () => {
+    for (const v of [null, [], "success", 3, Buffer.from("x")]) {
+      assert.throws(() => checkGradingResult(v), BadResultError);
+    }
+  });
+
+  test("problem ids: letters (any case), digits, - _ . only", () => {
+    assert.doesNotThrow(() => checkGradingResult({ problems: { "Ab-9_.x": "x" } }));
+    for (const id of ["", "a b", "a/b", "a*", "é", "a\n", "q:1"]) {
+      assert.throws(() => checkGradingResult({ problems: { [id]: "x" } }), /invalid id/, JSON.stringify(id));
+    }
+  });
+
+  test("test ids may also contain *", () => {
+    assert.doesNotThrow(() => checkGradingResult({ tests: { "A*b-1_.": 1 } }));
+    for (const id of ["", "a b", "a/b", "a+b", "é"]) {
+      assert.throws(() => checkGradingResult({ tests: { [id]: 1 } }), /invalid id/, JSON.stringify(id));
+    }
+  });
+
+  test("problem and test values must not be maps", () => {
+    assert.throws(() => checkGradingResult({ problems: { q1: { result: "success" } } }), /problems\.q1 must not be a map/);
+    assert.throws(() => checkGradingResult({ tests: { t1: {} } }), /tests\.t1 must not be a map/);
+    assert.doesNotThrow(() => checkGradingResult({ problems: { q1: ["success", "x"], q2: "text", q3: null } }));
+  });
+
+  test("custom keys are free", () => {
+    assert.doesNotThrow(() => checkGradingResult({ custom: { "any key / with spaces": { a: 1 } } }));
+  });
+
+  test("the error text says the feedback is badly formatted", () => {
+    assert.throws(() => checkGradingResult({ nope: 1 }), /badly formatted/);
+  });
+});
+
+/** A ustar header block with a correct checksum. */
+function tarHeader(name: string, size: number, type = "0"): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, "utf8");
+  h.write("0000644\0", 100, "latin1");
+  h.write("0000000\0", 108, "latin1");
+  h.write("0000000\0", 116, "latin1");
+  h.write(size.toString(8).padStart(11, "0") + "\0", 124, "latin1");
+  h.write("14500000000\0", 136, "latin1");
+  h.write(type, 156, "latin1");
+  h.write("ustar\0" + "00", 257, "latin1");
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "latin1");
+  return h;
+}
+
+function tarEntry(name: string, content: Buffer): Buffer {
+  const pad = (512 - (content.length % 512)) % 512;
+  return Buffer.concat([tarHeader(name, content.length), content, Buffer.alloc(pad)]);
+}
+
+const END = Buffer.alloc(1024);
+const handTar = Buffer.concat([
+  tarEntry("a.txt", Buffer.from("hello\n")),
+  tarEntry("dir/", Buffer.alloc(0)),
+  tarEntry("dir/b.bin", Buffer.alloc(1500, 0xab)),
+  END,
+]);
+
+describe("decodeArchive", () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "unit-archive-"));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  test("a tgz made by the tar command is accepted and returned as is", () => {
+    const src = path.join(tmp, "archive");
+    mkdirSync(path.join(src, "sub"), { recursive: true });
+    writeFileSync(path.join(src, "feedback.txt"), "ok\n");
+    writeFileSync(path.join(src, "sub", "big.bin"), Buffer.alloc(70_000, 1));
+    const out = path.join(tmp, "a.tgz");
+    execFileSync("tar", ["-czf", out, "-C", src, "."]);
+    const tgz = readFileSync(out);
+    const back = decodeArchive(tgz.toString("base64"));
+    assert.ok(back.equals(tgz));
+  });
+
+  test("a hand-built tgz is accepted", () => {
+    const tgz = gzipSync(handTar);
+    assert.ok(decodeArchive(tgz.toString("base64")).equals(tgz));
+  });
+
+  test("base64 wrapped in lines (as base64.encodebytes writes it) is accepted", () => {
+    const tgz = gzipSync(handTar);
+    const wrapped = tgz.toString("base64").replace(/.{76}/g, "$&\n") + "\n";
+    assert.ok(decodeArchive(wrapped).equals(tgz));
+  });
+
+  test("an empty tar archive (end blocks only) is accepted", () => {
+    assert.doesNotThrow(() => decodeArchive(gzipSync(END).toString("base64")));
+  });
+
+  test("a tar without end blocks that ends on an entry boundary is accepted", () => {
+    assert.doesNotThrow(() => decodeArchive(gzipSync(tarEntry("x", Buffer.from("y"))).toString("base64")));
+  });
+
+  test("text that is not base64 is refused", () => {
+    for (const s of ["not base64!", "AAAA$", "====AAAA", "a b"]) {
+      assert.throws(() => decodeArchive(s), (err: unknown) => err instanceof BadArchiveError && /not base64/.test(err.message), s);
+    }
+  });
+
+  test("base64 of data that is not gzip is refused", () => {
+    assert.throws(() => decodeArchive(handTar.toString("base64")), /not gzip/);
+    assert.throws(() => decodeArchive(""), BadArchiveError);
+  });
+
+  test("gzip of text that is not a tar is refused", () => {
+    assert.throws(() => decodeArchive(gzipSync(Buffer.from("hello world")).toString("base64")), BadArchiveError);
+    assert.throws(() => decodeArchive(gzipSync(Buffer.alloc(2048, 0x41)).toString("base64")), /checksum/);
+  });
+
+  test("gzip of nothing is refused", () => {
+    assert.throws(() => decodeArchive(gzipSync(Buffer.alloc(0)).toString("base64")), /empty/);
+  });
+
+  test("a header with a wrong checksum is refused", () => {
+    const t = Buffer.from(handTar);
+    t[0] = t[0]! + 1; // change the name of the first entry, not its checksum
+    assert.throws(() => decodeArchive(gzipSync(t).toString("base64")), /checksum at byte 0/);
+  });
+
+  test("a truncated tar is refused wherever it is cut", () => {
+    const body = Buffer.concat([tarEntry("a.txt", Buffer.from("hello\n")), tarEntry("b.bin", Buffer.alloc(1500, 1))]);
+    // cut inside the second entry's data, inside its header, and mid-block
+    for (const cut of [512 + 512 + 512 + 100, 512 + 512 + 200, 700, 1024 + 512 + 1024]) {
+      assert.throws(
+        () => decodeArchive(gzipSync(body.subarray(0, cut)).toString("base64")),
+        BadArchiveError,
+        `cut at ${cut}`,
+      );
+    }
+  });
+
+  test("a truncated gzip stream is refused", () => {
+    const tgz = gzipSync(handTar);
+    assert.throws(() => decodeArchive(tgz.subarray(0, tgz.length - 10).toString("base64")), /not gzip/);
+  });
+
+  test("an archive over the unpacked size cap is refused", () => {
+    const tgz = gzipSync(handTar);
+    assert.throws(() => decodeArchive(tgz.toString("base64"), 1000), BadArchiveError);
+  });
+});
