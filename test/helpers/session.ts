@@ -9,6 +9,8 @@ export interface Session {
   agent: AgentProcess;
   tmpdir: string;
   stopPings: () => void;
+  /** Checks that the containers are those of before the session and the tmpdir holds no job directory. */
+  assertClean(): Promise<void>;
   /** Stops the agent and backend, checks that no container or directory is left, removes the tmpdir. */
   end(): Promise<void>;
 }
@@ -29,6 +31,12 @@ export async function startSession(extraArgs: string[] = [], opts: { ping?: bool
     agent,
     tmpdir: tmp.path,
     stopPings,
+    async assertClean() {
+      await eventually(async () => {
+        assert.deepEqual(await containerIds(), before, "containers left behind");
+        assert.deepEqual(await dirListing(tmp.path), [], "job directories left behind");
+      });
+    },
     async end() {
       stopPings();
       await agent.stop();
