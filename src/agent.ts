@@ -281,7 +281,8 @@ export class GradingAgent {
       studentEnvironments,
       sshAllowed: this.config.ssh,
       envtypeHasSsh: msg.environment_type.includes("ssh"),
-      verbose: this.config.verbose,
+      logLevel: this.log.level,
+      logDestination: this.config.logDestination ?? 1,
     };
     this.jobs.set(job.id, job);
     if (taskDir !== null) {

@@ -37,6 +37,8 @@ export interface AgentConfig {
   runtimes: RuntimeSpec[] | null;
   poolThreads: number;
   pidsLimit: number;
+  /** Where logs go: 1 (stdout) for the daemon, 2 (stderr) for `grade`. */
+  logDestination?: number;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";

@@ -67,7 +67,7 @@ function summary(done: AgentJobDone, source: string): string {
 }
 
 export async function runGrade(taskRef: string, o: GradeOptions): Promise<number> {
-  const log = createLogger({ verbose: o.verbose, destination: 2 });
+  const log = createLogger({ verbose: o.verbose, quiet: true, destination: 2 });
   let courseId: string | null = null;
   let taskId: string | null = null;
   if (taskRef !== "-") {
@@ -106,6 +106,7 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
     runtimes: null,
     poolThreads: Math.min(o.concurrency, inputs.length),
     pidsLimit: DEFAULT_PIDS_LIMIT,
+    logDestination: 2,
   };
   let agent: GradingAgent;
   try {

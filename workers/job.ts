@@ -28,8 +28,8 @@ import type { CheckedResult, JobTask, MainApi, WorkerOutcome } from "../src/jobs
 const docker = new Docker();
 let logger: Logger | null = null;
 
-function getLogger(verbose: boolean): Logger {
-  logger ??= createLogger({ verbose });
+function getLogger(level: string, destination: number): Logger {
+  logger ??= createLogger({ verbose: false, level, destination });
   return logger;
 }
 
@@ -98,7 +98,7 @@ class JobRun {
   private sshSent = false;
 
   constructor(private readonly task: JobTask) {
-    this.log = getLogger(task.verbose).child({ job: task.jobId });
+    this.log = getLogger(task.logLevel, task.logDestination).child({ job: task.jobId });
     this.api = Comlink.wrap<MainApi>(nodeEndpoint(task.port as never));
   }
 

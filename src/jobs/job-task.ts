@@ -45,7 +45,9 @@ export interface JobTask {
   studentEnvironments: Record<string, StudentEnvironment>;
   sshAllowed: boolean;
   envtypeHasSsh: boolean;
-  verbose: boolean;
+  /** The main thread's pino level and log file descriptor, for the worker's own logger. */
+  logLevel: string;
+  logDestination: number;
   /** The worker's end of the comlink channel to the main thread. */
   port: MessagePort;
 }

@@ -2,6 +2,7 @@
  * Enforces a container's CPU-time and wall-time limits: CPU time from the engine's
  * stats stream (`cpu_stats.cpu_usage.total_usage`, ns), wall time from a timer started
  * when the container starts. On the first limit crossed it kills the container once.
+ * `log` is expected to carry the container's id already.
  */
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
@@ -34,10 +35,10 @@ export function watchLimits(
   const kill = (why: LimitExceeded, detail: string): void => {
     if (exceeded !== null || stopped) return;
     exceeded = why;
-    log.info({ container: container.id }, `killing container: ${detail}`);
+    log.info(`killing container: ${detail}`);
     container.kill().catch((err: { statusCode?: number; message: string }) => {
       if (err.statusCode !== 404 && err.statusCode !== 409) {
-        log.warn({ container: container.id, err: err.message }, "failed to kill container over its limit");
+        log.warn({ err: err.message }, "failed to kill container over its limit");
       }
     });
   };
@@ -69,7 +70,7 @@ export function watchLimits(
       statsStream.on("error", () => {});
     })
     .catch((err: Error) => {
-      if (!stopped) log.debug({ container: container.id, err: err.message }, "no stats stream for container");
+      if (!stopped) log.debug({ err: err.message }, "no stats stream for container");
     });
 
   return {
