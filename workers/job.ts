@@ -96,6 +96,8 @@ class JobRun {
   private readonly students = new Map<string, StudentRun>(); // socket_id -> run
   private fatal: string | null = null;
   private sshSent = false;
+  /** Set once the grading container has exited: no student container may start after it. */
+  private parentGone = false;
 
   constructor(private readonly task: JobTask) {
     this.log = getLogger(task.logLevel, task.logDestination).child({ job: task.jobId });
@@ -218,7 +220,12 @@ class JobRun {
     await within(reading, 2000, undefined);
     (stream as unknown as { destroy(): void }).destroy();
     watch.stop();
-    await Promise.all([...this.students.values()].map((s) => s.done));
+    // The parent is gone: its student containers go with it.
+    this.parentGone = true;
+    await Promise.all([...this.students.values()].map(async (run) => {
+      if (run.id !== null) await this.killQuietly(docker.getContainer(run.id));
+      await run.done;
+    }));
 
     const oomKilled = await this.inspectOomKilled(container);
     const timeout = watch.exceeded !== null;
@@ -416,7 +423,7 @@ class JobRun {
     }
     run.id = container.id;
     const clog = log.child({ container: container.id });
-    if (!(await this.api.containerCreated(t.jobId, container.id, "student"))) {
+    if (!(await this.api.containerCreated(t.jobId, container.id, "student")) || this.parentGone) {
       await this.removeStudent(container, run);
       return retval(254);
     }
