@@ -5,6 +5,7 @@
  * It knows nothing of ZeroMQ: messages go out through `send`.
  */
 import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { MessageChannel } from "node:worker_threads";
@@ -18,12 +19,14 @@ import { connectDocker, killQuietly, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { agentId, containerLabels } from "./docker/labels.js";
 import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker/reaper.js";
+import { findOrphans } from "./docker/reconcile.js";
+import { LABEL_AGENT } from "./docker/labels.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
 import { Job, RecentJobs } from "./jobs/job.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
 import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
-import type { JobTask, MainApi, StudentEnvironment, WorkerOutcome } from "./jobs/job-task.js";
+import type { JobTask, MainApi, PhaseTimings, StudentEnvironment, WorkerOutcome } from "./jobs/job-task.js";
 import { composeOutcome, jobDone } from "./jobs/outcome.js";
 import { PortPool } from "./limits/port-pool.js";
 import type { Logger } from "./log.js";
@@ -38,6 +41,21 @@ const ID = /^[a-zA-Z0-9_\-]+$/;
 const SSH_DEBUG_LIMIT_SECONDS = 30 * 60;
 
 export class AgentStartError extends Error {}
+
+/** What the agent reports to observers (metrics, tests). */
+export interface JobClosedInfo {
+  jobId: string;
+  result: string;
+  /** Milliseconds from the job's arrival to its result. */
+  totalMs: number;
+  /** Milliseconds it waited for a slot (null when it never reached a worker). */
+  queueMs: number | null;
+  timings: PhaseTimings;
+}
+
+export interface AgentEvents {
+  jobClosed: [info: JobClosedInfo];
+}
 
 interface Running {
   job: Job;
@@ -64,10 +82,13 @@ export class GradingAgent {
   private readonly tmpdir: string;
   private readonly tasks: string;
   private closing = false;
+  private reconcileTimer: NodeJS.Timeout | null = null;
   /** Where messages for the backend go; replaced by the link on each connection. */
   send: (message: AgentMessage) => void = () => {};
   /** Number of jobs closed, for tests and the bench. */
   jobsClosed = 0;
+  /** Observers' view of the agent: one event per closed job. */
+  readonly observed = new EventEmitter<AgentEvents>();
 
   private constructor(
     private readonly config: AgentConfig,
@@ -128,6 +149,9 @@ export class GradingAgent {
     this.events = new DockerEventWatcher(this.docker, this.id, log);
     this.events.on("oom", (id) => this.onOom(id));
     this.events.start();
+
+    this.reconcileTimer = setInterval(() => void this.reconcile(), 30_000);
+    this.reconcileTimer.unref();
 
     const threads = this.config.poolThreads;
     this.pool = new Piscina({
@@ -194,6 +218,7 @@ export class GradingAgent {
       this.recent.add(msg.job_id);
       this.jobsClosed++;
       this.send(jobDone(msg.job_id, "crash", text, previousState));
+      this.observed.emit("jobClosed", { jobId: msg.job_id, result: "crash", totalMs: 0, queueMs: null, timings: {} });
     };
     if (this.closing) return crash("The agent is shutting down. Please retry.", "agent shutting down");
 
@@ -353,6 +378,7 @@ export class GradingAgent {
 
   private dispatch(job: Job, task: Omit<JobTask, "port">): void {
     job.phase = "running";
+    job.dispatchedAt = performance.now();
     const channel = new MessageChannel();
     Comlink.expose(this.mainApi(), nodeEndpoint(channel.port1 as never));
     this.running.set(job.id, { job, channel });
@@ -363,7 +389,7 @@ export class GradingAgent {
         (outcome: WorkerOutcome) => {
           this.close(job, composeOutcome({
             jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent,
-          }, outcome));
+          }, outcome), outcome.timings);
         },
         (err: Error) => {
           this.log.error({ job: job.id, err: err.message }, "worker failed while running the job");
@@ -419,6 +445,25 @@ export class GradingAgent {
     };
   }
 
+  /** Removes this agent's containers that no running job owns (see docker/reconcile.ts). */
+  async reconcile(): Promise<string[]> {
+    let listed;
+    try {
+      listed = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${this.id}`] } });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "failed to list containers for reconciliation");
+      return [];
+    }
+    const owned = new Set<string>();
+    for (const job of this.jobs.values()) for (const id of job.containers) owned.add(id);
+    const orphans = findOrphans(listed, owned, Date.now() / 1000);
+    for (const id of orphans) {
+      this.log.warn({ container: id }, "removing a container no running job owns");
+      await removeQuietly(this.docker, id, this.log);
+    }
+    return orphans;
+  }
+
   private onOom(containerId: string): void {
     const jobId = this.containerOwner.get(containerId);
     if (jobId === undefined) return;
@@ -435,7 +480,7 @@ export class GradingAgent {
   }
 
   /** The single closing path of a job. */
-  private close(job: Job, done: AgentJobDone): void {
+  private close(job: Job, done: AgentJobDone, timings: PhaseTimings = {}): void {
     if (!job.close()) return;
     this.jobs.delete(job.id);
     this.recent.add(job.id);
@@ -448,9 +493,16 @@ export class GradingAgent {
     const leftovers = [...job.containers];
     if (leftovers.length > 0 || run === undefined) void this.cleanupAfter(job, leftovers, run !== undefined);
     this.jobsClosed++;
-    const log = this.log.child({ job: job.id });
-    log.info({ result: done.result[0], grade: done.grade, ms: Math.round(performance.now() - job.startedAt) }, "job done");
+    const totalMs = Math.round(performance.now() - job.startedAt);
+    this.log.info({ job: job.id, result: done.result[0], grade: done.grade, ms: totalMs, phases: timings }, "job done");
     this.send(done);
+    this.observed.emit("jobClosed", {
+      jobId: job.id,
+      result: done.result[0],
+      totalMs,
+      queueMs: job.dispatchedAt === null ? null : Math.round(job.dispatchedAt - job.startedAt),
+      timings,
+    });
     this.pump();
   }
 
@@ -492,6 +544,7 @@ export class GradingAgent {
     this.log.info({ jobs: jobs.length }, "shutting down");
     await this.killAndWait(jobs, () => jobDone("", "crash", reason, ""));
     this.events?.stop();
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     await this.pool?.close({ force: true }).catch(() => {});
   }
 

@@ -221,3 +221,15 @@ describe("Job and RecentJobs", () => {
     assert.equal(r.has("j10000"), true);
   });
 });
+
+import { findOrphans } from "../src/docker/reconcile.js";
+
+test("reconciliation removes only old containers that no running job owns", () => {
+  const listed = [
+    { Id: "owned", Created: 100 },
+    { Id: "orphan-old", Created: 100 },
+    { Id: "orphan-new", Created: 190 },
+  ];
+  assert.deepEqual(findOrphans(listed, new Set(["owned"]), 200, 60), ["orphan-old"]);
+  assert.deepEqual(findOrphans([], new Set(), 200), []);
+});

@@ -22,8 +22,9 @@ import {
 import { checkGradingResult } from "../src/protocol/grading-result.js";
 import { type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
+import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
-import type { CheckedResult, JobTask, MainApi, WorkerOutcome } from "../src/jobs/job-task.js";
+import type { CheckedResult, JobTask, MainApi, PhaseTimings, WorkerOutcome } from "../src/jobs/job-task.js";
 
 const docker = new Docker();
 let logger: Logger | null = null;
@@ -104,12 +105,26 @@ class JobRun {
     this.api = Comlink.wrap<MainApi>(nodeEndpoint(task.port as never));
   }
 
+  private readonly timings: PhaseTimings = {};
+  private phaseStart = performance.now();
+
+  /** Ends the current phase under `name` and starts the next one. */
+  private phase(name: keyof PhaseTimings): void {
+    const now = performance.now();
+    this.timings[name] = Math.round((now - this.phaseStart) * 10) / 10;
+    this.phaseStart = now;
+  }
+
   async run(): Promise<WorkerOutcome> {
+    let outcome: WorkerOutcome;
     try {
-      return await this.runGrading();
+      outcome = await this.runGrading();
     } finally {
+      this.phaseStart = performance.now();
       await this.cleanup();
+      this.phase("cleanup");
     }
+    return { ...outcome, timings: this.timings };
   }
 
   private crash(text: string): WorkerOutcome {
@@ -120,6 +135,7 @@ class JobRun {
     const t = this.task;
     try {
       this.paths = await prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+      this.phase("prepare");
     } catch (err) {
       this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
       return this.crash("The agent could not prepare the job's directory. Please contact your course administrator.");
@@ -159,6 +175,7 @@ class JobRun {
       return this.crash(`The agent could not create the grading container: ${(err as Error).message}`);
     }
     this.grading = container;
+    this.phase("create");
     const log = this.log.child({ container: container.id });
     log.debug("created grading container");
     if (!(await this.api.containerCreated(t.jobId, container.id, "grading"))) {
@@ -172,6 +189,7 @@ class JobRun {
       })) as NodeJS.ReadWriteStream;
       this.stdin = stream;
       await container.start();
+      this.phase("start");
       log.debug("started grading container");
     } catch (err) {
       log.warn({ err: (err as Error).message }, "failed to start grading container");
@@ -179,6 +197,7 @@ class JobRun {
     }
 
     const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime }, log);
+    const memoryEvents = this.followMemoryEvents(container.id);
     const exited = container.wait().then(
       (r: { StatusCode?: number }) => r?.StatusCode ?? -1,
       () => -1,
@@ -217,6 +236,7 @@ class JobRun {
     await Promise.race([reading, exited]);
     if (streamError !== null || this.fatal !== null) await this.killQuietly(container);
     const exitCode = await exited;
+    this.phase("run");
     await within(reading, 2000, undefined);
     (stream as unknown as { destroy(): void }).destroy();
     watch.stop();
@@ -227,7 +247,8 @@ class JobRun {
       await run.done;
     }));
 
-    const oomKilled = await this.inspectOomKilled(container);
+    memoryEvents.stop();
+    const oomKilled = await this.inspectOomKilled(container, memoryEvents.last());
     const timeout = watch.exceeded !== null;
     log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
     if (this.fatal !== null) return { kind: "crash", text: this.fatal, timeout, oomKilled };
@@ -241,6 +262,8 @@ class JobRun {
       return { kind: "result", result: this.checkResult(rawResult), timeout, oomKilled };
     } catch (err) {
       return { kind: "crash", text: (err as Error).message, timeout, oomKilled };
+    } finally {
+      this.phase("collect");
     }
   }
 
@@ -250,13 +273,30 @@ class JobRun {
     return { ...r, archive };
   }
 
-  private async inspectOomKilled(container: Docker.Container): Promise<boolean> {
+  /** After exit: OOMKilled from inspect, and on cgroup v2 the last memory.events read while it ran. */
+  private async inspectOomKilled(container: Docker.Container, memoryEvents: string | null = null): Promise<boolean> {
+    let state = null;
     try {
-      const info = await container.inspect();
-      return Boolean(info.State?.OOMKilled);
+      state = (await container.inspect()).State ?? null;
     } catch {
-      return false;
+      /* gone */
     }
+    return ranOutOfMemory({ oomEvent: false, state, memoryEvents });
+  }
+
+  /** On cgroup v2, keeps the container cgroup's memory.events text (it vanishes at exit). */
+  private followMemoryEvents(containerId: string): { last(): string | null; stop(): void } {
+    let last: string | null = null;
+    if (this.task.cgroupVersion !== 2) return { last: () => null, stop: () => {} };
+    const paths = memoryEventsPaths(containerId);
+    const read = (): void => {
+      for (const p of paths) {
+        fs.readFile(p, "utf8").then((text) => (last = text), () => {});
+      }
+    };
+    const timer = setInterval(read, 1000);
+    timer.unref();
+    return { last: () => last, stop: () => (read(), clearInterval(timer)) };
   }
 
   private async killQuietly(container: Docker.Container): Promise<void> {

@@ -82,8 +82,24 @@ export interface CheckedResult {
   stderr: string;
 }
 
+/** Milliseconds spent in each phase of a job in the worker. */
+export interface PhaseTimings {
+  prepare?: number;
+  create?: number;
+  start?: number;
+  run?: number;
+  collect?: number;
+  cleanup?: number;
+}
+
+interface Observed {
+  timeout: boolean;
+  oomKilled: boolean;
+  timings?: PhaseTimings;
+}
+
 /** What the worker saw; the main thread adds kills and oom events and decides the outcome. */
 export type WorkerOutcome =
-  | { kind: "result"; result: CheckedResult; timeout: boolean; oomKilled: boolean }
-  | { kind: "no-result"; text: string; timeout: boolean; oomKilled: boolean }
-  | { kind: "crash"; text: string; timeout: boolean; oomKilled: boolean };
+  | ({ kind: "result"; result: CheckedResult } & Observed)
+  | ({ kind: "no-result"; text: string } & Observed)
+  | ({ kind: "crash"; text: string } & Observed);

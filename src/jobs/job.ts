@@ -14,6 +14,8 @@ export class Job {
   readonly containers = new Set<string>();
   readonly ports = new Set<number>();
   readonly startedAt = performance.now();
+  /** When it left the queue for a worker. */
+  dispatchedAt: number | null = null;
 
   constructor(
     readonly id: string,

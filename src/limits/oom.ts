@@ -1,0 +1,36 @@
+/**
+ * Was a container stopped for lack of memory? On cgroup v1 the OOM killer is disabled in our
+ * containers and the engine's `oom` event is the signal (the agent then kills the container).
+ * On cgroup v2 the kernel kills: the container's State.OOMKilled says so, and the cgroup's
+ * memory.events counts `oom_kill`s when it can still be read.
+ */
+
+export interface OomEvidence {
+  /** The engine emitted an `oom` event for the container. */
+  oomEvent: boolean;
+  /** `State` of the container's inspect, after it exited. */
+  state?: { OOMKilled?: boolean; ExitCode?: number } | null;
+  /** Text of the container cgroup's memory.events (cgroup v2), when read before it went away. */
+  memoryEvents?: string | null;
+}
+
+/** The `oom_kill` count of a cgroup v2 memory.events text; 0 when absent. */
+export function oomKills(memoryEvents: string): number {
+  const m = /^oom_kill\s+(\d+)\s*$/m.exec(memoryEvents);
+  return m ? parseInt(m[1]!, 10) : 0;
+}
+
+export function ranOutOfMemory(e: OomEvidence): boolean {
+  if (e.oomEvent) return true;
+  if (e.state?.OOMKilled === true) return true;
+  if (e.memoryEvents && oomKills(e.memoryEvents) > 0) return true;
+  return false;
+}
+
+/** Where a container's memory.events lives on a cgroup v2 host, for both cgroup drivers. */
+export function memoryEventsPaths(containerId: string, root = "/sys/fs/cgroup"): string[] {
+  return [
+    `${root}/system.slice/docker-${containerId}.scope/memory.events`,
+    `${root}/docker/${containerId}/memory.events`,
+  ];
+}
