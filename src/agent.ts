@@ -60,6 +60,8 @@ export interface AgentEvents {
 interface Running {
   job: Job;
   channel: MessageChannel;
+  /** Settles when the worker is done with the job, cleanup included. */
+  settled: Promise<void>;
 }
 
 export class GradingAgent {
@@ -82,6 +84,8 @@ export class GradingAgent {
   private readonly tmpdir: string;
   private readonly tasks: string;
   private closing = false;
+  /** Set while jobs are being ended in bulk (restart, shutdown): nothing new leaves the queue. */
+  private draining = false;
   private reconcileTimer: NodeJS.Timeout | null = null;
   /** Where messages for the backend go; replaced by the link on each connection. */
   send: (message: AgentMessage) => void = () => {};
@@ -369,6 +373,7 @@ export class GradingAgent {
   }
 
   private pump(): void {
+    if (this.draining || this.closing) return;
     while (this.running.size < this.config.concurrency && this.queue.length > 0) {
       const { job, task } = this.queue.shift()!;
       if (job.phase !== "queued") continue;
@@ -381,9 +386,8 @@ export class GradingAgent {
     job.dispatchedAt = performance.now();
     const channel = new MessageChannel();
     Comlink.expose(this.mainApi(), nodeEndpoint(channel.port1 as never));
-    this.running.set(job.id, { job, channel });
     const pool = this.pool!;
-    pool
+    const settled = pool
       .run({ ...task, port: channel.port2 }, { transferList: [channel.port2] as never })
       .then(
         (outcome: WorkerOutcome) => {
@@ -397,8 +401,17 @@ export class GradingAgent {
             { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent },
             { kind: "crash", text: "The agent failed while running this job. Please retry.", timeout: false, oomKilled: false },
           ));
+          // The worker could not clean up: what it left is removed from here.
+          void this.cleanupAfter(job, [...job.containers], true);
         },
-      );
+      )
+      .finally(() => {
+        // Only now: the worker may call the main thread until its very last cleanup step.
+        channel.port1.close();
+        this.running.delete(job.id);
+        this.pump();
+      });
+    this.running.set(job.id, { job, channel, settled });
   }
 
   /** The calls workers make; each job gets this object on its own MessagePort. */
@@ -485,13 +498,6 @@ export class GradingAgent {
     this.jobs.delete(job.id);
     this.recent.add(job.id);
     this.ports.release(job.ports);
-    const run = this.running.get(job.id);
-    if (run) {
-      this.running.delete(job.id);
-      run.channel.port1.close();
-    }
-    const leftovers = [...job.containers];
-    if (leftovers.length > 0 || run === undefined) void this.cleanupAfter(job, leftovers, run !== undefined);
     this.jobsClosed++;
     const totalMs = Math.round(performance.now() - job.startedAt);
     this.log.info({ job: job.id, result: done.result[0], grade: done.grade, ms: totalMs, phases: timings }, "job done");
@@ -530,7 +536,7 @@ export class GradingAgent {
     const send = this.send;
     this.send = () => {};
     try {
-      await this.killAndWait(jobs, () => jobDone("", "crash", reason, ""));
+      await this.endAll(jobs, reason);
     } finally {
       this.send = send;
     }
@@ -542,39 +548,40 @@ export class GradingAgent {
     this.closing = true;
     const jobs = [...this.jobs.values()];
     this.log.info({ jobs: jobs.length }, "shutting down");
-    await this.killAndWait(jobs, () => jobDone("", "crash", reason, ""));
+    await this.endAll(jobs, reason);
     this.events?.stop();
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     await this.pool?.close({ force: true }).catch(() => {});
   }
 
-  private async killAndWait(jobs: Job[], template: () => AgentJobDone, timeoutMs = 8000): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const job of jobs) {
-      const base = template();
-      const done = { ...base, job_id: job.id, state: job.previousState };
-      const run = this.running.get(job.id);
-      if (job.phase === "queued" || run === undefined) {
-        const i = this.queue.findIndex((q) => q.job === job);
-        if (i >= 0) this.queue.splice(i, 1);
-        this.close(job, done);
-        continue;
+  /**
+   * Closes the given jobs as `crash` with `reason`, kills their containers, and waits (bounded)
+   * for their workers to finish cleaning up; what a worker did not remove in time is removed here.
+   */
+  private async endAll(jobs: Job[], reason: string, timeoutMs = 8000): Promise<void> {
+    this.draining = true;
+    try {
+      const waits: Promise<void>[] = [];
+      for (const job of jobs) {
+        const run = this.running.get(job.id);
+        job.killed = true; // containers created from now on are refused
+        if (job.phase === "queued") {
+          const i = this.queue.findIndex((q) => q.job === job);
+          if (i >= 0) this.queue.splice(i, 1);
+        }
+        this.close(job, jobDone(job.id, "crash", reason, job.previousState));
+        if (run === undefined) continue;
+        for (const id of job.containers) void killQuietly(this.docker, id, this.log);
+        waits.push(
+          Promise.race([run.settled, new Promise<void>((r) => setTimeout(r, timeoutMs))]).then(() =>
+            this.running.has(job.id) ? this.cleanupAfter(job, [...job.containers], true) : undefined,
+          ),
+        );
       }
-      // Close now with the given outcome; the worker keeps cleaning up and we wait for its containers.
-      const ids = [...job.containers];
-      this.close(job, done);
-      waits.push(
-        (async () => {
-          await Promise.all(ids.map((id) => removeQuietly(this.docker, id, this.log)));
-          try {
-            await removeJobDirectory(job.jobDir);
-          } catch (err) {
-            this.log.error({ job: job.id, err: (err as Error).message }, "failed to remove job directory");
-          }
-        })(),
-      );
+      await Promise.all(waits);
+    } finally {
+      this.draining = false;
     }
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, timeoutMs))]);
   }
 }
 
