@@ -84,6 +84,7 @@ export class GradingAgent {
   private readonly tmpdir: string;
   private readonly tasks: string;
   private closing = false;
+  private shuttingDown: Promise<void> | null = null;
   /** Set while jobs are being ended in bulk (restart, shutdown): nothing new leaves the queue. */
   private draining = false;
   private reconcileTimer: NodeJS.Timeout | null = null;
@@ -543,15 +544,18 @@ export class GradingAgent {
   }
 
   /** Reports every job as crashed (the protocol cannot hand a job back), removes everything, stops the pool. */
-  async shutdown(reason = "The agent is shutting down. Please retry."): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    const jobs = [...this.jobs.values()];
-    this.log.info({ jobs: jobs.length }, "shutting down");
-    await this.endAll(jobs, reason);
-    this.events?.stop();
-    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
-    await this.pool?.close({ force: true }).catch(() => {});
+  shutdown(reason = "The agent is shutting down. Please retry."): Promise<void> {
+    // Every caller waits for the same, single shutdown.
+    this.shuttingDown ??= (async () => {
+      this.closing = true;
+      const jobs = [...this.jobs.values()];
+      this.log.info({ jobs: jobs.length }, "shutting down");
+      await this.endAll(jobs, reason);
+      this.events?.stop();
+      if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+      await this.pool?.close({ force: true }).catch(() => {});
+    })();
+    return this.shuttingDown;
   }
 
   /**

@@ -7,7 +7,7 @@ import path from "node:path";
 import { AgentStartError, GradingAgent } from "./agent.js";
 import { parsePortRange, DEFAULT_DEBUG_PORTS, DEFAULT_PIDS_LIMIT, type AgentConfig } from "./config.js";
 import { createLogger } from "./log.js";
-import type { AgentJobDone, BackendNewJob } from "./protocol/messages.js";
+import { roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
 
 export interface GradeOptions {
   tasks: string;
@@ -47,7 +47,7 @@ function printable(done: AgentJobDone, source: string): Record<string, unknown> 
     input: source,
     result: done.result[0],
     text: done.result[1],
-    grade: done.grade,
+    grade: roundGrade(done.grade),
     problems: done.problems,
     tests: done.tests,
     custom: done.custom,
@@ -60,7 +60,7 @@ function printable(done: AgentJobDone, source: string): Record<string, unknown> 
 
 function summary(done: AgentJobDone, source: string): string {
   const [result, text] = done.result;
-  const lines = [`${source}: ${result} (grade ${done.grade})`];
+  const lines = [`${source}: ${result} (grade ${roundGrade(done.grade)})`];
   if (text) lines.push(...text.trim().split("\n").map((l) => `    ${l}`));
   for (const [pid, p] of Object.entries(done.problems)) lines.push(`    problem ${pid}: ${JSON.stringify(p)}`);
   return lines.join("\n");
