@@ -1,0 +1,80 @@
+/** Grading containers that misbehave on purpose (image test-raw runs the task's raw.py). */
+import { after, afterEach, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { TASKS } from "./helpers/agent-process.js";
+import { newJob } from "./helpers/backend.js";
+import { startSession, type Session } from "./helpers/session.js";
+import { docker } from "./helpers/docker.js";
+import { LABEL_JOB } from "../src/docker/labels.js";
+
+let s: Session;
+before(async () => {
+  s = await startSession([], { images: ["inginious-agent-docker-test/test-raw:latest"] });
+});
+afterEach(() => s.assertClean());
+after(() => s.end());
+
+type Done = Record<string, unknown>;
+const result = (d: Done): string => (d["result"] as string[])[0]!;
+
+async function raw(id: string, mode: string, limits: Record<string, unknown> = {}, task = "raw"): Promise<Done> {
+  await s.backend.send(newJob(id, { task_id: task, environment: "test-raw", inputdata: { mode }, limits }));
+  return s.backend.done(id, 120_000);
+}
+
+async function prompt(): Promise<void> {
+  const from = s.backend.received.length;
+  const t0 = performance.now();
+  await s.backend.send({ type: "Ping" });
+  const pong = await s.backend.waitType("Pong", 5000, from);
+  assert.ok(pong.at - t0 < 1000, `pong after ${pong.at - t0} ms`);
+}
+
+test("the two copies of raw.py are the same", () => {
+  const a = readFileSync(path.join(TASKS, "test/raw/raw.py"), "utf8");
+  const b = readFileSync(path.join(TASKS, "test/raw-early/raw.py"), "utf8");
+  assert.equal(a, b);
+});
+
+test("a fork bomb is held by the pids limit; the job ends at a limit and the agent stays prompt", async () => {
+  await s.backend.send(newJob("fork-bomb", { task_id: "raw", environment: "test-raw", inputdata: { mode: "fork-bomb" }, limits: { time: 30, hard_time: 5 } }));
+  let pidsLimit: number | undefined;
+  for (let i = 0; i < 50 && pidsLimit === undefined; i++) {
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB}=fork-bomb`] } });
+    if (c) pidsLimit = (await docker.getContainer(c.Id).inspect()).HostConfig.PidsLimit ?? undefined;
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(pidsLimit, 1024);
+  const d = await s.backend.done("fork-bomb", 60_000);
+  // forks use memory too: whichever limit it meets first ends it
+  assert.ok(["timeout", "overflow"].includes(result(d)), result(d));
+  await prompt();
+});
+
+test("1 GB of output and no result: crash, memory bounded, agent prompt", async () => {
+  const d = await raw("noise", "noise-1g", { time: 60, hard_time: 120 });
+  assert.equal(result(d), "crash");
+  assert.match((d["result"] as string[])[1]!, /did not return any result/);
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${s.agent.pid}/status`, "utf8"));
+  assert.ok(m && parseInt(m[1]!, 10) < 600 * 1024, `peak RSS ${m?.[1]} kB`);
+  await prompt();
+});
+
+test("a container that exits before reading start: crash", async () => {
+  const d = await raw("early-exit", "", {}, "raw-early");
+  assert.equal(result(d), "crash");
+  assert.match((d["result"] as string[])[1]!, /did not return any result/);
+});
+
+test("a container that closes stdout and hangs ends at the wall-time limit", async () => {
+  const d = await raw("hang", "close-stdout-and-hang", { time: 30, hard_time: 4 });
+  assert.equal(result(d), "timeout");
+});
+
+test("a result with 100,000 problems comes through", async () => {
+  const d = await raw("many-problems", "many-problems");
+  assert.equal(result(d), "success");
+  assert.equal(Object.keys(d["problems"] as object).length, 100_000);
+});
