@@ -295,6 +295,7 @@ export class GradingAgent {
       time,
       hardTime,
       memoryMb,
+      diskMb: params.limits.diskMb,
       network: params.networkGrading,
       ports,
       inputdata: msg.inputdata,

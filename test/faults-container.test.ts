@@ -78,3 +78,17 @@ test("a result with 100,000 problems comes through", async () => {
   assert.equal(result(d), "success");
   assert.equal(Object.keys(d["problems"] as object).length, 100_000);
 });
+
+for (const [where, target] of [["the job directory", "/task/student/big"], ["the container's own filesystem", "/tmp/big"]] as const) {
+  test(`writing 5 GB in ${where} with a 100 MB disk limit: overflow, stopped early`, async () => {
+    await s.backend.send(newJob(`disk-${target}`, {
+      task_id: "disk", inputdata: { where: target }, limits: { time: 60, hard_time: 120, memory: 200, disk: 100 },
+    }));
+    const d = await s.backend.done(`disk-${target}`, 120_000);
+    assert.equal(result(d), "overflow");
+    const text = (d["result"] as string[])[1]!;
+    const mb = Number(/\((\d+) MB/.exec(text)?.[1]);
+    assert.ok(mb > 100 && mb < 5000, text);
+    process.stdout.write(`# disk limit 100 MB, ${where}: stopped at ${mb} MB\n`);
+  });
+}

@@ -23,6 +23,7 @@ import { checkGradingResult } from "../src/protocol/grading-result.js";
 import { type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
+import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
 import { prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
 import type { CheckedResult, JobTask, MainApi, PhaseTimings, WorkerOutcome } from "../src/jobs/job-task.js";
 
@@ -99,6 +100,9 @@ class JobRun {
   private sshSent = false;
   /** Set once the grading container has exited: no student container may start after it. */
   private parentGone = false;
+  /** Directories the disk limit counts: the job directory and each container's writable layer. */
+  private readonly diskRoots: string[] = [];
+  private disk: DiskWatch | null = null;
 
   constructor(private readonly task: JobTask) {
     this.log = getLogger(task.logLevel, task.logDestination).child({ job: task.jobId });
@@ -198,6 +202,7 @@ class JobRun {
 
     const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime }, log);
     const memoryEvents = this.followMemoryEvents(container.id);
+    if (t.diskMb !== null) await this.watchDiskLimit(container, t.diskMb, log);
     const exited = container.wait().then(
       (r: { StatusCode?: number }) => r?.StatusCode ?? -1,
       () => -1,
@@ -240,6 +245,7 @@ class JobRun {
     await within(reading, 2000, undefined);
     (stream as unknown as { destroy(): void }).destroy();
     watch.stop();
+    this.disk?.stop();
     // The parent is gone: its student containers go with it.
     this.parentGone = true;
     await Promise.all([...this.students.values()].map(async (run) => {
@@ -251,6 +257,10 @@ class JobRun {
     const oomKilled = await this.inspectOomKilled(container, memoryEvents.last());
     const timeout = watch.exceeded !== null;
     log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
+
+    if (this.disk?.exceeded) {
+      return { kind: "crash", text: "disk limit", timeout, oomKilled, diskExceededBytes: this.disk.peakBytes };
+    }
     if (this.fatal !== null) return { kind: "crash", text: this.fatal, timeout, oomKilled };
     if (streamError !== null) {
       return { kind: "crash", text: `The grader's output could not be read: ${streamError}.`, timeout, oomKilled };
@@ -282,6 +292,31 @@ class JobRun {
       /* gone */
     }
     return ranOutOfMemory({ oomEvent: false, state, memoryEvents });
+  }
+
+  /** Writable layer of a container on overlay2, when this process can see it. */
+  private async upperDir(container: Docker.Container): Promise<string | null> {
+    try {
+      const info = await container.inspect();
+      const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
+      return typeof dir === "string" ? dir : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Starts counting what the job writes; the task's own files (already there) are not counted. */
+  private async watchDiskLimit(container: Docker.Container, diskMb: number, log: Logger): Promise<void> {
+    const upper = await this.upperDir(container);
+    if (upper === null) log.warn("cannot see the container's writable layer: only the job directory counts for the disk limit");
+    this.diskRoots.push(this.task.jobDir);
+    if (upper !== null) this.diskRoots.push(upper);
+    const baseline = await diskUsage([this.task.jobDir]);
+    this.disk = watchDisk(() => this.diskRoots, baseline + diskMb * 1024 * 1024, (bytes) => {
+      log.info({ bytes, limitMb: diskMb }, "job over its disk limit: killing its containers");
+      this.failJob("disk limit", log);
+      for (const run of this.students.values()) if (run.id !== null) void this.killQuietly(docker.getContainer(run.id));
+    });
   }
 
   /** On cgroup v2, keeps the container cgroup's memory.events text (it vanishes at exit). */
@@ -466,6 +501,10 @@ class JobRun {
     if (!(await this.api.containerCreated(t.jobId, container.id, "student")) || this.parentGone) {
       await this.removeStudent(container, run);
       return retval(254);
+    }
+    if (this.disk !== null) {
+      const upper = await this.upperDir(container);
+      if (upper !== null) this.diskRoots.push(upper);
     }
     this.writeToGrading({ type: "run_student_started", socket_id: socketId, container_id: container.id });
     let watch: LimitWatch | null = null;

@@ -27,6 +27,8 @@ export interface JobTask {
   time: number;
   hardTime: number;
   memoryMb: number;
+  /** Megabytes the job may write (job directory + containers' writable layers), or null. */
+  diskMb: number | null;
   network: boolean;
   /** internal port -> external port */
   ports: Record<number, number>;
@@ -95,6 +97,8 @@ export interface PhaseTimings {
 interface Observed {
   timeout: boolean;
   oomKilled: boolean;
+  /** Bytes written when the job went over its disk limit (and was stopped). */
+  diskExceededBytes?: number;
   timings?: PhaseTimings;
 }
 

@@ -45,6 +45,10 @@ export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJo
   if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
   if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);
   if (facts.oomEvent || outcome.oomKilled) return jobDone(facts.jobId, "overflow", "", facts.previousState, plain);
+  if (outcome.diskExceededBytes !== undefined) {
+    const mb = Math.round(outcome.diskExceededBytes / 1024 / 1024);
+    return jobDone(facts.jobId, "overflow", `The job wrote too much to disk (${mb} MB, over its limit).`, facts.previousState, plain);
+  }
   if (outcome.kind !== "result") return jobDone(facts.jobId, "crash", outcome.text, facts.previousState, plain);
   const r = outcome.result;
   return jobDone(facts.jobId, r.result as JobResultKind, r.text, r.state, {
