@@ -153,6 +153,8 @@ export class GradingAgent {
 
     this.events = new DockerEventWatcher(this.docker, this.id, log);
     this.events.on("oom", (id) => this.onOom(id));
+    // After a break the engine may have restarted: containers of ended jobs whose removal failed go now.
+    this.events.on("resumed", () => void this.reconcile(5));
     this.events.start();
 
     this.reconcileTimer = setInterval(() => void this.reconcile(), 30_000);
@@ -205,6 +207,21 @@ export class GradingAgent {
 
   get dockerEventsAlive(): boolean {
     return this.events?.alive ?? false;
+  }
+
+  /** Jobs handed to a worker whose slot is not free yet (metrics). */
+  get dispatchedJobs(): number {
+    return this.running.size;
+  }
+
+  /** Jobs waiting for a slot (metrics). */
+  get queuedJobs(): number {
+    return this.queue.length;
+  }
+
+  /** Times the engine's event stream was opened again (metrics). */
+  get dockerEventRestarts(): number {
+    return this.events?.restarts ?? 0;
   }
 
   // ---- backend messages ------------------------------------------------------------------
@@ -461,7 +478,7 @@ export class GradingAgent {
   }
 
   /** Removes this agent's containers that no running job owns (see docker/reconcile.ts). */
-  async reconcile(): Promise<string[]> {
+  async reconcile(graceSeconds = 60): Promise<string[]> {
     let listed;
     try {
       listed = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${this.id}`] } });
@@ -471,7 +488,7 @@ export class GradingAgent {
     }
     const owned = new Set<string>();
     for (const job of this.jobs.values()) for (const id of job.containers) owned.add(id);
-    const orphans = findOrphans(listed, owned, Date.now() / 1000);
+    const orphans = findOrphans(listed, owned, Date.now() / 1000, graceSeconds);
     for (const id of orphans) {
       this.log.warn({ container: id }, "removing a container no running job owns");
       await removeQuietly(this.docker, id, this.log);

@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
-  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_PIDS_LIMIT, defaultConcurrency, groupRuntimeArgs,
-  parseBackendAddress, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
+  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, defaultConcurrency, groupRuntimeArgs,
+  parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
 import { runGrade } from "./grade.js";
@@ -23,6 +23,16 @@ function valueParser<T>(parse: (value: string) => T): (value: string) => T {
   };
 }
 
+export const ENV_PREFIX = "INGINIOUS_AGENT_";
+const BACKEND_ENV = `${ENV_PREFIX}BACKEND`;
+const RUNTIME_ENV = `${ENV_PREFIX}RUNTIME`;
+
+/** An option also read from INGINIOUS_AGENT_<LONG_NAME> (e.g. --pool-threads: INGINIOUS_AGENT_POOL_THREADS). */
+function envOption(flags: string, description: string): Option {
+  const option = new Option(flags, description);
+  return option.env(ENV_PREFIX + option.long!.replace(/^--/, "").replace(/-/g, "_").toUpperCase());
+}
+
 const FS_HELP = `Filesystem providers for the tasks folder:
   local   the tasks are in a local folder (default)
           --fs-location PATH   the folder containing the courses (default ./tasks)
@@ -32,32 +42,64 @@ export function buildProgram(argv: readonly string[]): Command {
   const program = new Command("inginious-agent-docker");
   program
     .description("Start a Docker grading agent for INGInious: it connects to the backend and grades its jobs in containers.")
-    .argument("<backend>", "address of the backend: protocol://host:port, e.g. tcp://127.0.0.1:2001", valueParser(parseBackendAddress))
-    .option("--friendly-name <name>", "friendly name to help identify the agent", "")
-    .option("--debug-host <host>", "the agent's hostname or IP for SSH debug (default: the address of the default-route interface)")
-    .option("--debug-ports <range>", "range of ports for job remote debugging", valueParser(parsePortRange), parsePortRange(DEFAULT_DEBUG_PORTS))
-    .option("--tmpdir <dir>", "directory where the agent keeps job directories", "./agent_data")
-    .addOption(new Option("--tasks <dir>", "the directory containing the courses (default ./tasks)").conflicts("fs"))
-    .addOption(new Option("--fs <provider>", "filesystem provider for the tasks").choices(["local"]).conflicts("tasks"))
-    .option("--fs-location <dir>", "with --fs local: the directory containing the courses")
+    .usage("[options] [command] <backend>")
+    .argument("[backend]", `address of the backend: protocol://host:port, e.g. tcp://127.0.0.1:2001 (env: ${BACKEND_ENV})`, valueParser(parseBackendAddress))
+    .addOption(envOption("--friendly-name <name>", "friendly name to help identify the agent").default(""))
+    .addOption(envOption("--debug-host <host>", "the agent's hostname or IP for SSH debug (default: the address of the default-route interface)"))
+    .addOption(envOption("--debug-ports <range>", "range of ports for job remote debugging").argParser(valueParser(parsePortRange)).default(parsePortRange(DEFAULT_DEBUG_PORTS), DEFAULT_DEBUG_PORTS))
+    .addOption(envOption("--tmpdir <dir>", "directory where the agent keeps job directories").default("./agent_data"))
+    .addOption(envOption("--tasks <dir>", "the directory containing the courses (default ./tasks)").conflicts("fs"))
+    .addOption(envOption("--fs <provider>", "filesystem provider for the tasks").choices(["local"]).conflicts("tasks"))
+    .addOption(envOption("--fs-location <dir>", "with --fs local: the directory containing the courses"))
     .option("--fs-help", "list the filesystem providers and their options, then exit")
-    .option("--concurrency <n>", "maximal number of jobs run at once (default: two times the number of cores)", valueParser((v) => parsePositiveInt(v)), defaultConcurrency())
-    .option("-v, --verbose", "log at debug level", false)
-    .option("--debugmode", "enable debug mode (for developers: also logs every message on the link)", false)
-    .option("--disable-autorestart", "exit instead of reconnecting when the backend goes silent", false)
-    .option("--ssh", "allow this agent to handle tasks that use SSH features", false)
-    .option("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected")
-    .option("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)", valueParser((v) => parsePositiveInt(v)), defaultConcurrency())
-    .option("--pids-limit <n>", "maximal number of processes in one container", valueParser((v) => parsePositiveInt(v)), DEFAULT_PIDS_LIMIT)
+    .addOption(envOption("--concurrency <n>", "maximal number of jobs run at once (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
+    .addOption(envOption("-v, --verbose", "log at debug level").default(false))
+    .addOption(envOption("--debugmode", "enable debug mode (for developers: also logs every message on the link)").default(false))
+    .addOption(envOption("--disable-autorestart", "exit instead of reconnecting when the backend goes silent").default(false))
+    .addOption(envOption("--ssh", "allow this agent to handle tasks that use SSH features").default(false))
+    .addOption(envOption("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected (in the variable: groups separated by commas)"))
+    .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
+    .addOption(envOption("--pids-limit <n>", "maximal number of processes in one container").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_PIDS_LIMIT))
+    .addOption(envOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz over HTTP on this port (off by default; 0: any free port, logged)").argParser(valueParser(parseListenPort)))
+    .addOption(envOption("--metrics-host <address>", "address the metrics server listens on").default(DEFAULT_METRICS_HOST))
     .enablePositionalOptions()
     .showHelpAfterError(false)
-    .action(async (backend: string, opts: Record<string, unknown>) => {
+    .action(async (backendArg: string | undefined, opts: Record<string, unknown>) => {
       if (opts["fsHelp"]) {
         process.stdout.write(FS_HELP);
         return;
       }
+      const fail = (message: string): never => program.error(message, { exitCode: 2 });
+      let backend = backendArg;
+      if (backend === undefined) {
+        const fromEnv = process.env[BACKEND_ENV];
+        if (fromEnv === undefined || fromEnv === "") fail(`error: missing required argument 'backend' (give it, or set ${BACKEND_ENV})`);
+        try {
+          backend = parseBackendAddress(fromEnv!);
+        } catch (err) {
+          fail(`error: environment variable ${BACKEND_ENV}: ${(err as Error).message}`);
+        }
+      }
+      // commander sets a flag from its variable whatever the value: read the value here.
+      for (const option of program.options) {
+        const key = option.attributeName();
+        if (option.envVar === undefined || !option.isBoolean() || program.getOptionValueSource(key) !== "env") continue;
+        try {
+          opts[key] = parseEnvBoolean(process.env[option.envVar] ?? "");
+        } catch (err) {
+          fail(`error: environment variable ${option.envVar} (${option.long}): ${(err as Error).message}`);
+        }
+      }
       let runtimes = null;
-      if (opts["runtime"] !== undefined) {
+      if (program.getOptionValueSource("runtime") === "env") {
+        try {
+          runtimes = (process.env[RUNTIME_ENV] ?? "").split(",").map((g) => g.trim()).filter((g) => g !== "")
+            .map((g) => parseRuntime(g.split(/\s+/)));
+          if (runtimes.length === 0) runtimes = null;
+        } catch (err) {
+          fail(`error: environment variable ${RUNTIME_ENV} (--runtime): ${(err as Error).message}`);
+        }
+      } else if (opts["runtime"] !== undefined) {
         try {
           runtimes = groupRuntimeArgs(argv).map(parseRuntime);
         } catch (err) {
@@ -66,7 +108,7 @@ export function buildProgram(argv: readonly string[]): Command {
       }
       const tasks = (opts["tasks"] as string | undefined) ?? (opts["fsLocation"] as string | undefined) ?? "./tasks";
       const config: AgentConfig = {
-        backend,
+        backend: backend!,
         friendlyName: opts["friendlyName"] as string,
         debugHost: (opts["debugHost"] as string | undefined) ?? null,
         debugPorts: opts["debugPorts"] as AgentConfig["debugPorts"],
@@ -80,6 +122,8 @@ export function buildProgram(argv: readonly string[]): Command {
         runtimes,
         poolThreads: opts["poolThreads"] as number,
         pidsLimit: opts["pidsLimit"] as number,
+        metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
+        metricsHost: opts["metricsHost"] as string,
       };
       process.exitCode = await runAgent(config);
     });

@@ -39,10 +39,15 @@ export interface AgentConfig {
   pidsLimit: number;
   /** Where logs go: 1 (stdout) for the daemon, 2 (stderr) for `grade`. */
   logDestination?: number;
+  /** Port of the HTTP server for /metrics and /healthz; null or absent: no server. 0: any free port (logged). */
+  metricsPort?: number | null;
+  /** Address that server binds. */
+  metricsHost?: string;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";
 export const DEFAULT_PIDS_LIMIT = 1024;
+export const DEFAULT_METRICS_HOST = "127.0.0.1";
 
 export function defaultConcurrency(): number {
   return 2 * os.availableParallelism();
@@ -53,6 +58,22 @@ export function parsePositiveInt(value: string, what = "a positive integer"): nu
   const n = parseInt(value, 10);
   if (n <= 0 || !Number.isSafeInteger(n)) throw new ConfigValueError(`expected ${what}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** A flag's environment variable: 1/true/yes/on, or 0/false/no/off/empty. */
+export function parseEnvBoolean(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off", ""].includes(v)) return false;
+  throw new ConfigValueError(`expected 1, true, yes, on, or 0, false, no, off, got ${JSON.stringify(value)}`);
+}
+
+/** A TCP port to listen on, 0 to 65535 (0: any free port). */
+export function parseListenPort(value: string): number {
+  if (!/^\s*\d+\s*$/.test(value) || parseInt(value, 10) > 65535) {
+    throw new ConfigValueError(`expected a TCP port between 0 and 65535, got ${JSON.stringify(value)}`);
+  }
+  return parseInt(value, 10);
 }
 
 /** `begin-end`, both TCP ports; reversed bounds are swapped, as INGInious does. */

@@ -1,5 +1,7 @@
 /** The agent's logger: JSON lines on stdout, one `job` field on every job line, `container` on container lines. */
+import { isatty } from "node:tty";
 import { pino, type Logger } from "pino";
+import { prettyDestination } from "./ops/pretty-log.js";
 
 export type { Logger };
 
@@ -13,7 +15,19 @@ export interface LogOptions {
   level?: string;
 }
 
+/**
+ * JSON, unless the destination is a terminal (then short readable lines);
+ * INGINIOUS_AGENT_LOG_FORMAT=json or =pretty forces one (workers read it too).
+ */
+function usePretty(fd: number): boolean {
+  const format = process.env["INGINIOUS_AGENT_LOG_FORMAT"];
+  if (format === "json") return false;
+  if (format === "pretty") return true;
+  return isatty(fd);
+}
+
 export function createLogger(options: LogOptions): Logger {
+  const fd = options.destination ?? 1;
   return pino(
     {
       name: "inginious-agent-docker",
@@ -21,6 +35,6 @@ export function createLogger(options: LogOptions): Logger {
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ dest: options.destination ?? 1, sync: true }),
+    usePretty(fd) ? prettyDestination(fd, !process.env["NO_COLOR"] && isatty(fd)) : pino.destination({ dest: fd, sync: true }),
   );
 }

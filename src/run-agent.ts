@@ -4,10 +4,18 @@ import type { AgentConfig } from "./config.js";
 import { BackendLink, BackendSilentError } from "./link/backend-link.js";
 import { createLogger } from "./log.js";
 import { installLoopMonitor } from "./loop-monitor.js";
+import { connectDocker } from "./docker/engine.js";
+import { startOps, type Ops } from "./ops/ops.js";
+import { runStartChecks } from "./ops/self-checks.js";
 
 /** Returns the process exit status. */
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger({ verbose: config.verbose });
+  const problems = await runStartChecks(config, connectDocker(), log);
+  if (problems.some((p) => p.level === "fatal")) {
+    log.fatal({ problems: problems.filter((p) => p.level === "fatal").map((p) => p.check) }, "not starting: fix the problems above");
+    return 1;
+  }
   let agent: GradingAgent;
   try {
     agent = await GradingAgent.start(config, log);
@@ -18,6 +26,16 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   }
   installLoopMonitor(log);
   const link = new BackendLink(config.backend, agent, log, { autorestart: config.autorestart, silenceMs: 10_000 });
+  let ops: Ops | null = null;
+  if (config.metricsPort !== undefined && config.metricsPort !== null) {
+    try {
+      ops = await startOps(config, agent, link, log);
+    } catch (err) {
+      log.fatal((err as Error).message);
+      await agent.shutdown();
+      return 1;
+    }
+  }
 
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
@@ -25,6 +43,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
       log.info({ signal }, "stopping: reporting running jobs and removing their containers");
       await agent.shutdown();
       await link.stop();
+      await ops?.close();
       return 0;
     })();
     return stopping;
@@ -40,6 +59,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
       if (err instanceof BackendSilentError) log.error(err.message);
       else log.fatal({ err: err.stack }, "the backend link failed");
       await agent.shutdown();
+      await ops?.close();
       return 1;
     },
   );

@@ -203,9 +203,13 @@ class JobRun {
     const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime }, log);
     const memoryEvents = this.followMemoryEvents(container.id);
     if (t.diskMb !== null) await this.watchDiskLimit(container, t.diskMb, log);
+    let engineLost: string | null = null;
     const exited = container.wait().then(
       (r: { StatusCode?: number }) => r?.StatusCode ?? -1,
-      () => -1,
+      (err: Error) => {
+        engineLost = err.message;
+        return -1;
+      },
     );
     const start: Record<string, Packable> = {
       type: "start",
@@ -260,6 +264,14 @@ class JobRun {
 
     if (this.disk?.exceeded) {
       return { kind: "crash", text: "disk limit", timeout, oomKilled, diskExceededBytes: this.disk.peakBytes };
+    }
+    if (engineLost !== null && rawResult === undefined) {
+      log.warn({ err: engineLost }, "lost the Docker engine while the job ran");
+      return {
+        kind: "crash",
+        text: `The agent lost contact with the Docker engine while the job ran (${engineLost}). Please retry.`,
+        timeout, oomKilled,
+      };
     }
     if (this.fatal !== null) return { kind: "crash", text: this.fatal, timeout, oomKilled };
     if (streamError !== null) {

@@ -37,6 +37,8 @@ export function parseContainerEvent(value: unknown): ContainerEvent | null {
 export interface DockerEventsEvents {
   oom: [containerId: string];
   die: [containerId: string, exitCode: number];
+  /** The stream is back after a break (the engine may have restarted). */
+  resumed: [];
 }
 
 export class DockerEventWatcher extends EventEmitter<DockerEventsEvents> {
@@ -83,7 +85,8 @@ export class DockerEventWatcher extends EventEmitter<DockerEventsEvents> {
         const stream = (await this.docker.getEvents(opts)) as unknown as NodeJS.ReadableStream;
         this.stream = stream;
         this.alive = true;
-        this.log.info({ resumed: this.lastSeenNano > 0n }, "docker event stream started");
+        this.log.info({ resumed: this.restarts > 0 }, "docker event stream started");
+        if (this.restarts > 0) this.emit("resumed");
         const lines = new JsonLineSplitter();
         await new Promise<void>((resolve) => {
           stream.on("data", (chunk: Buffer) => {

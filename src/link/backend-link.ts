@@ -33,6 +33,13 @@ export class BackendLink {
   get lastHeardAt(): number {
     return this.lastHeard;
   }
+  private lastReceived: number | null = null;
+  /** When the last message from the backend arrived (performance.now() ms); unlike lastHeardAt, not reset by a new session. */
+  get lastReceivedAt(): number | null {
+    return this.lastReceived;
+  }
+  /** Told the milliseconds from reading each Ping to queueing its Pong (metrics). */
+  onPingAnswered: ((ms: number) => void) | null = null;
 
   constructor(
     private readonly address: string,
@@ -104,6 +111,7 @@ export class BackendLink {
     try {
       for await (const frames of socket) {
         this.lastHeard = performance.now();
+        this.lastReceived = this.lastHeard;
         if (frames.length !== 1) {
           this.agent.onBadFrame(new BadFrameError(`expected one frame, got ${frames.length}`, null, frames.reduce((n, f) => n + f.length, 0), null));
           continue;
@@ -129,6 +137,7 @@ export class BackendLink {
     switch (message.type) {
       case "Ping":
         this.send({ type: "Pong" });
+        this.onPingAnswered?.(performance.now() - this.lastHeard);
         return;
       case "BackendNewJob":
         this.log.info({ job: message.job_id, course: message.course_id, task: message.task_id }, "received job");

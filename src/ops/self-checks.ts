@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, promises as fs, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
 import type { AgentConfig } from "../config.js";
@@ -169,14 +170,30 @@ async function cgroupFacts(info: { CgroupVersion?: string; CgroupDriver?: string
 
 // ---- running in a container: same --tmpdir path for the engine -----------------------------
 
-/** True when this process looks like it runs in a Docker container. */
-export function inContainer(root = "/"): boolean {
-  if (existsSync(path.join(root, ".dockerenv"))) return true;
-  try {
-    return /docker|containerd|kubepods/.test(readFileSync(path.join(root, "proc/1/cgroup"), "utf8"));
-  } catch {
-    return false;
-  }
+/**
+ * Whether this process runs in a container: "strong" when /proc says so (PID 1's cgroup, or
+ * Docker's /etc/hostname bind in mountinfo), "weak" when only /.dockerenv exists (some VMs
+ * built from container images keep it), null otherwise.
+ */
+export function containerEvidence(root = "/"): "strong" | "weak" | null {
+  const read = (p: string): string => {
+    try {
+      return readFileSync(path.join(root, p), "utf8");
+    } catch {
+      return "";
+    }
+  };
+  if (/docker|containerd|kubepods|libpod/.test(read("proc/1/cgroup"))) return "strong";
+  if (/\/containers\/[0-9a-f]{64}\/(hostname|hosts|resolv\.conf)/.test(read("proc/self/mountinfo"))) return "strong";
+  if (existsSync(path.join(root, ".dockerenv"))) return "weak";
+  return null;
+}
+
+/** Whether to check that --tmpdir is the same directory for the engine (a probe container costs ~0.2 s). */
+export function shouldProbeHostPath(evidence: "strong" | "weak" | null, hostname: string, engineName: string | undefined): boolean {
+  if (evidence === "strong") return true;
+  // A container's host name is its id, not the engine host's name.
+  return evidence === "weak" && hostname !== engineName;
 }
 
 export type HostPathVerdict = { same: true } | { same: false; message: string } | { same: null; reason: string };
@@ -245,6 +262,7 @@ export async function probeHostPath(docker: Docker, tmpdir: string, image: strin
 // ---- all of them ---------------------------------------------------------------------------
 
 interface DockerInfo {
+  Name?: string;
   CgroupVersion?: string;
   CgroupDriver?: string;
 }
@@ -255,7 +273,7 @@ interface DockerInfo {
  */
 export async function runStartChecks(
   config: Pick<AgentConfig, "tmpdir" | "tasks">, docker: Docker, log: Logger,
-  options: { inContainer?: boolean; pingTimeoutMs?: number } = {},
+  options: { probeHostPath?: boolean; pingTimeoutMs?: number } = {},
 ): Promise<CheckMessage[]> {
   const found: CheckMessage[] = [];
   const report = (m: CheckMessage): void => {
@@ -289,7 +307,7 @@ export async function runStartChecks(
   const cgroup = cgroupAdvice(await cgroupFacts(info));
   if (cgroup !== null) report({ level: "warn", check: "cgroup", message: cgroup });
 
-  if (tmp === null && (options.inContainer ?? inContainer())) {
+  if (tmp === null && (options.probeHostPath ?? shouldProbeHostPath(containerEvidence(), os.hostname(), info.Name))) {
     let image: string | null = null;
     try {
       const graders = await docker.listImages({ filters: { label: [LABEL_NAME] } });
