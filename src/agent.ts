@@ -35,6 +35,7 @@ import type {
   AgentHello, AgentJobDone, AgentMessage, BackendKillJob, BackendNewJob, BadFrameError, Environments,
 } from "./protocol/messages.js";
 import { openFileLimits, totalMemoryMb } from "./system.js";
+import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";
 
 /** Course and task ids as INGInious accepts them; anything else could escape the tasks folder. */
 const ID = /^[a-zA-Z0-9_\-]+$/;
@@ -126,9 +127,7 @@ export class GradingAgent {
     try {
       info = (await this.docker.info()) as typeof info;
     } catch (err) {
-      throw new AgentStartError(
-        `Docker is not reachable (${(err as Error).message}): start dockerd, or set DOCKER_HOST, and check that this user may use the Docker socket`,
-      );
+      throw new AgentStartError(dockerUnreachableMessage(err, dockerAddress()));
     }
     this.cgroupVersion = info.CgroupVersion === "2" ? 2 : 1;
     const runtimes = this.config.runtimes ?? detectRuntimes(Object.keys(info.Runtimes ?? {}), this.config.ssh);
@@ -186,9 +185,8 @@ export class GradingAgent {
         this.log.info({ envtype, environment: name, image: env.id, advertised: env.advertised }, "environment available");
       }
     }
-    if (count === 0) {
-      this.log.warn("no grading image found: build or pull an image labelled org.inginious.grading.name (see README)");
-    }
+    const advice = gradingImageAdvice(count, problems.length);
+    if (advice !== null) this.log.warn({ check: "images" }, advice);
     this.environments = environments;
   }
 
