@@ -33,6 +33,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     } catch (err) {
       log.fatal((err as Error).message);
       await agent.shutdown();
+      setTimeout(() => process.exit(1), 200).unref();
       return 1;
     }
   }

@@ -4,8 +4,9 @@
  * suites running on the same engine at the same time do not make it fail.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import Docker from "dockerode";
-import { AgentProcess, TASKS, tempDir } from "./agent-process.js";
+import { AgentProcess, CLI, TASKS, tempDir } from "./agent-process.js";
 import { FakeBackend } from "./backend.js";
 import { dirListing, eventually, requireDocker } from "./docker.js";
 
@@ -93,4 +94,27 @@ export async function httpGet(port: number, p: string): Promise<{ status: number
 export function sample(text: string, name: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+/** Runs the CLI to completion with extra environment variables; returns its status and output. */
+export function runCliWithEnv(
+  args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The JSON log lines of an output. */
+export function logLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
