@@ -98,8 +98,8 @@ export class HealthChecker {
     };
     if (!backend.ok) {
       backend.reason = heard === null
-        ? `no message from the backend since the agent started ${round(silentMs / 1000)} s ago (limit ${this.silenceMs / 1000} s): check the backend address and that the backend runs`
-        : `no message from the backend for ${round(silentMs / 1000)} s (limit ${this.silenceMs / 1000} s): the backend is down or unreachable; the agent keeps reconnecting`;
+        ? `no message from the backend since the agent started ${(silentMs / 1000).toFixed(1)} s ago (limit ${this.silenceMs / 1000} s): check the backend address and that the backend runs`
+        : `no message from the backend for ${(silentMs / 1000).toFixed(1)} s (limit ${this.silenceMs / 1000} s): the backend is down or unreachable; the agent keeps reconnecting`;
     }
     const ping = await this.docker();
     const docker: CheckResult = { ok: ping.ok, checked_seconds_ago: round((this.now() - ping.at) / 1000) };
