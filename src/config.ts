@@ -37,6 +37,8 @@ export interface AgentConfig {
   runtimes: RuntimeSpec[] | null;
   poolThreads: number;
   pidsLimit: number;
+  /** Warm grading containers kept per environment (0: none). */
+  warm: number;
   /** Where logs go: 1 (stdout) for the daemon, 2 (stderr) for `grade`. */
   logDestination?: number;
   /** Port of the HTTP server for /metrics and /healthz; null or absent: no server. 0: any free port (logged). */
@@ -47,6 +49,7 @@ export interface AgentConfig {
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";
 export const DEFAULT_PIDS_LIMIT = 1024;
+export const DEFAULT_WARM = 2;
 export const DEFAULT_METRICS_HOST = "127.0.0.1";
 
 export function defaultConcurrency(): number {
@@ -61,6 +64,13 @@ export function parsePositiveInt(value: string, what = "a positive integer"): nu
 }
 
 /** A flag's environment variable: 1/true/yes/on, or 0/false/no/off/empty. */
+export function parseNonNegativeInt(value: string, what = "a whole number, 0 or more"): number {
+  if (!/^\s*\d+\s*$/.test(value)) throw new ConfigValueError(`expected ${what}, got ${JSON.stringify(value)}`);
+  const n = parseInt(value, 10);
+  if (!Number.isSafeInteger(n)) throw new ConfigValueError(`expected ${what}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 export function parseEnvBoolean(value: string): boolean {
   const v = value.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(v)) return true;

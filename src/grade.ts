@@ -106,6 +106,8 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
     runtimes: null,
     poolThreads: Math.min(o.concurrency, inputs.length),
     pidsLimit: DEFAULT_PIDS_LIMIT,
+    // one-off jobs: a warm container would only be made after they need it
+    warm: 0,
     logDestination: 2,
   };
   let agent: GradingAgent;

@@ -16,7 +16,7 @@ test("dockerd restarted mid-job: the running jobs end as crash, Docker is found 
   try {
     await engine.start();
     engine.loadImage(SAMPLE_IMAGE);
-    agent = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "2"], { DOCKER_HOST: engine.host });
+    agent = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "2", "--warm", "0"], { DOCKER_HOST: engine.host });
     await backend.waitType("AgentHello");
     for (const id of ["restart-0", "restart-1"]) await backend.send(newJob(id, { task_id: "sleep", inputdata: { "@state": "s" } }));
     await eventually(async () => assert.equal((await engine.docker.listContainers()).length, 2), 30_000);

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AgentProcess, TASKS, tempDir } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
-import { containerIds, dirListing, docker, eventually, requireDocker } from "./helpers/docker.js";
+import { dirListing, docker, engineContainers, eventually, requireDocker } from "./helpers/docker.js";
 import { LABEL_AGENT, agentId } from "../src/docker/labels.js";
 
 async function agentContainers(tmpdir: string): Promise<string[]> {
@@ -13,10 +13,10 @@ async function agentContainers(tmpdir: string): Promise<string[]> {
 
 test("SIGTERM with jobs running: each is reported crash, everything is removed, exit 0 within 10 s", async () => {
   await requireDocker();
-  const before = await containerIds();
   const tmp = tempDir("sigterm");
+  const before = await engineContainers([tmp.path]);
   const backend = await new FakeBackend().start();
-  const agent = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4"]);
+  const agent = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--warm", "0"]);
   const stopPings = backend.pingEvery(1000);
   try {
     await backend.waitType("AgentHello");
@@ -35,7 +35,7 @@ test("SIGTERM with jobs running: each is reported crash, everything is removed, 
       assert.equal(done["state"], `st-${id}`);
       assert.equal(backend.count("AgentJobDone", id), 1);
     }
-    await eventually(async () => assert.deepEqual(await containerIds(), before));
+    await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before));
     assert.deepEqual(await dirListing(tmp.path), []);
   } finally {
     stopPings();
@@ -47,14 +47,14 @@ test("SIGTERM with jobs running: each is reported crash, everything is removed, 
 
 test("SIGKILL with 4 jobs running, then a restart on the same --tmpdir removes their containers and directories", async () => {
   await requireDocker();
-  const before = await containerIds();
   const tmp = tempDir("sigkill");
+  const before = await engineContainers([tmp.path]);
   // something in --tmpdir that the agent did not make: it must survive
   const { writeFileSync, mkdirSync } = await import("node:fs");
   writeFileSync(`${tmp.path}/operator-notes.txt`, "keep me");
   mkdirSync(`${tmp.path}/job-not-ours`);
   const backend = await new FakeBackend().start();
-  const first = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4"]);
+  const first = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--warm", "0"]);
   const stopPings = backend.pingEvery(1000);
   let second: AgentProcess | null = null;
   try {
@@ -67,7 +67,7 @@ test("SIGKILL with 4 jobs running, then a restart on the same --tmpdir removes t
     assert.equal((await agentContainers(tmp.path)).length, 4, "the killed agent could not clean up");
 
     const helloCount = backend.count("AgentHello");
-    second = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4"]);
+    second = new AgentProcess([backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--warm", "0"]);
     await backend.waitFor(() => backend.count("AgentHello") > helloCount, 30_000);
     assert.deepEqual(await agentContainers(tmp.path), []);
     assert.deepEqual(await dirListing(tmp.path), ["job-not-ours", "operator-notes.txt"]);
@@ -77,7 +77,7 @@ test("SIGKILL with 4 jobs running, then a restart on the same --tmpdir removes t
     first.signal("SIGKILL");
     await second?.stop();
     backend.close();
-    await eventually(async () => assert.deepEqual(await containerIds(), before));
+    await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before));
     tmp.remove();
   }
 });

@@ -1,6 +1,7 @@
 /**
  * Grading jobs end to end through the agent process, a real engine and the sample image:
- * every outcome, exactly one AgentJobDone each, nothing left behind after each test.
+ * every outcome, exactly one AgentJobDone each, nothing left behind after each test; all of it
+ * with cold containers and again with warm ones.
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,164 +10,169 @@ import { gunzipSync } from "node:zlib";
 import { newJob } from "./helpers/backend.js";
 import { startSession, type Session } from "./helpers/session.js";
 
-let s: Session;
-before(async () => {
-  s = await startSession();
-});
-afterEach(() => s.assertClean());
-after(() => s.end());
-
-type Done = Record<string, unknown>;
-const result = (d: Done): string => (d["result"] as string[])[0]!;
-const text = (d: Done): string => (d["result"] as string[])[1]!;
-
-async function run(jobId: string, over: Parameters<typeof newJob>[1] = {}, timeoutMs = 60_000): Promise<Done> {
-  await s.backend.send(newJob(jobId, over));
-  const done = await s.backend.done(jobId, timeoutMs);
-  assert.equal(s.backend.count("AgentJobStarted", jobId), 1, "one AgentJobStarted");
-  return done;
-}
-
-describe("outcomes", () => {
-  test("success with grade, problems, tests, custom, state, archive and debug output", async () => {
-    const d = await run("ok-1", { task_id: "success", inputdata: { q1: "print(1)", "@state": "s0" }, debug: true });
-    assert.deepEqual(d["result"], ["success", "Well done: you wrote print(1)"]);
-    assert.equal(d["grade"], 87.5);
-    assert.deepEqual(d["problems"], { q1: ["success", "q1 is right"] });
-    assert.deepEqual(d["tests"], { t1: "passed" });
-    assert.deepEqual(d["custom"], { c1: 42 });
-    assert.equal(d["state"], "next-state");
-    assert.equal(d["stdout"], "to stdout\n");
-    assert.equal(d["stderr"], "to stderr\n");
-    const tar = gunzipSync(d["archive"] as Buffer);
-    assert.ok(tar.includes(Buffer.from("kept\n")), "the archive holds the file the task wrote in /archive");
+// Every outcome, in both modes: containers created for each job, and warm containers started ahead.
+for (const warm of [0, 2]) {
+describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", () => {
+  let s: Session;
+  before(async () => {
+    s = await startSession([], { warm, images: ["inginious-agent-docker-test/test-raw:latest"] });
   });
+  afterEach(() => s.assertClean());
+  after(() => s.end());
 
-  test("failed, with the default grade of 0", async () => {
-    const d = await run("failed-1", { task_id: "failed" });
-    assert.deepEqual(d["result"], ["failed", "Wrong answer"]);
-    assert.equal(d["grade"], 0);
-    assert.equal(d["archive"], null);
-  });
+  type Done = Record<string, unknown>;
+  const result = (d: Done): string => (d["result"] as string[])[0]!;
+  const text = (d: Done): string => (d["result"] as string[])[1]!;
 
-  test("CPU time over the limit is a timeout", async () => {
-    const d = await run("cpu-1", { task_id: "cpu", inputdata: { "@state": "keep-me" }, limits: { time: 2, hard_time: 30 } });
-    assert.equal(result(d), "timeout");
-    assert.equal(d["state"], "keep-me");
-  });
+  async function run(jobId: string, over: Parameters<typeof newJob>[1] = {}, timeoutMs = 60_000): Promise<Done> {
+    await s.backend.send(newJob(jobId, over));
+    const done = await s.backend.done(jobId, timeoutMs);
+    assert.equal(s.backend.count("AgentJobStarted", jobId), 1, "one AgentJobStarted");
+    return done;
+  }
 
-  test("wall time over the limit is a timeout", async () => {
-    const started = Date.now();
-    const d = await run("sleep-1", { task_id: "sleep", limits: { time: 20, hard_time: 3 } });
-    assert.equal(result(d), "timeout");
-    assert.ok(Date.now() - started < 15_000, "ended soon after the wall limit");
-  });
-
-  test("memory over the limit is an overflow", async () => {
-    const d = await run("mem-1", { task_id: "memory", limits: { time: 20, hard_time: 40, memory: 64 } });
-    assert.equal(result(d), "overflow");
-  });
-
-  test("a job killed while it runs ends as killed with its previous state", async () => {
-    await s.backend.send(newJob("kill-1", { task_id: "sleep", inputdata: { "@state": "before-kill" } }));
-    await s.backend.waitFor((m) => m["@type"] === "AgentJobStarted" && m["job_id"] === "kill-1");
-    await new Promise((r) => setTimeout(r, 1500));
-    await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "ignored" });
-    await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "ignored" });
-    const d = await s.backend.done("kill-1", 20_000);
-    assert.equal(result(d), "killed");
-    assert.equal(d["state"], "before-kill");
-    await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "late" });
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(s.backend.count("AgentJobDone", "kill-1"), 1, "a kill after the result sends nothing more");
-  });
-
-  test("a task-less job runs its run_cmd", async () => {
-    const d = await run("taskless-1", {
-      course_id: null, task_id: null,
-      environment_parameters: {
-        limits: { time: 10, hard_time: 30, memory: 100 }, network_grading: false,
-        // INGInious splits run_cmd on spaces: no shell
-        run_cmd: "feedback-result success",
-      },
+  describe("outcomes", () => {
+    test("success with grade, problems, tests, custom, state, archive and debug output", async () => {
+      const d = await run("ok-1", { task_id: "success", inputdata: { q1: "print(1)", "@state": "s0" }, debug: true });
+      assert.deepEqual(d["result"], ["success", "Well done: you wrote print(1)"]);
+      assert.equal(d["grade"], 87.5);
+      assert.deepEqual(d["problems"], { q1: ["success", "q1 is right"] });
+      assert.deepEqual(d["tests"], { t1: "passed" });
+      assert.deepEqual(d["custom"], { c1: 42 });
+      assert.equal(d["state"], "next-state");
+      assert.equal(d["stdout"], "to stdout\n");
+      assert.equal(d["stderr"], "to stderr\n");
+      const tar = gunzipSync(d["archive"] as Buffer);
+      assert.ok(tar.includes(Buffer.from("kept\n")), "the archive holds the file the task wrote in /archive");
     });
-    assert.equal(result(d), "success");
-    assert.equal(d["grade"], 100);
-  });
 
-  test("the course's $common folders are mounted", async () => {
-    const d = await run("common-1", { task_id: "common" });
-    assert.deepEqual(d["result"], ["success", "from-common from-common-student"]);
-  });
-
-  test("an uploaded file's bytes reach the task intact", async () => {
-    const bytes = Buffer.alloc(3 * 1024 * 1024);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
-    const sha = createHash("sha256").update(bytes).digest("hex");
-    const d = await run("upload-1", { task_id: "upload", inputdata: { up: { filename: "a.bin", value: bytes } } });
-    assert.deepEqual(d["result"], ["success", `${bytes.length} ${sha}`]);
-  });
-});
-
-describe("crashes with a readable text", () => {
-  const cases: Array<[string, Parameters<typeof newJob>[1], RegExp]> = [
-    ["an unknown environment", { environment: "no-such-env" }, /environment is not available/],
-    ["a missing task", { task_id: "no_such_task" }, /Task unavailable on agent/],
-    ["an id that escapes the tasks folder", { course_id: "..", task_id: "etc" }, /invalid course or task/],
-    ["unreadable parameters", { environment_parameters: { limits: { time: "soon" } } }, /unable to parse the parameters/],
-    ["too much memory", { limits: { memory: 10_000_000 } }, /Not enough memory on agent \(available: \d+MB\)/],
-    ["no /task/run", { task_id: "norun" }, /\/task\/run/],
-    ["a task that fails without feedback", { task_id: "exit3" }, /.+/],
-  ];
-  for (const [name, over, pattern] of cases) {
-    test(name, async () => {
-      const id = `crash-${name.replace(/\W+/g, "-")}`;
-      const d = await run(id, { ...over, inputdata: { "@state": "st-crash" } });
-      assert.equal(result(d), "crash", JSON.stringify(d["result"]));
-      assert.match(text(d), pattern);
-      assert.equal(d["state"], "st-crash");
+    test("failed, with the default grade of 0", async () => {
+      const d = await run("failed-1", { task_id: "failed" });
+      assert.deepEqual(d["result"], ["failed", "Wrong answer"]);
       assert.equal(d["grade"], 0);
+      assert.equal(d["archive"], null);
     });
-  }
-});
 
-describe("many jobs", () => {
-  test("20 jobs at concurrency 4 each get their own answer, once", async () => {
-    const ids = Array.from({ length: 20 }, (_, i) => `many-${i}`);
-    await Promise.all(ids.map((id, i) => s.backend.send(newJob(id, { task_id: "echo", inputdata: { n: String(i) } }))));
-    const dones = await Promise.all(ids.map((id) => s.backend.done(id, 120_000)));
-    dones.forEach((d, i) => {
-      assert.deepEqual(d["result"], ["success", `n=${i}`]);
-      assert.equal(d["grade"], i);
+    test("CPU time over the limit is a timeout", async () => {
+      const d = await run("cpu-1", { task_id: "cpu", inputdata: { "@state": "keep-me" }, limits: { time: 2, hard_time: 30 } });
+      assert.equal(result(d), "timeout");
+      assert.equal(d["state"], "keep-me");
     });
-    for (const id of ids) assert.equal(s.backend.count("AgentJobDone", id), 1);
+
+    test("wall time over the limit is a timeout", async () => {
+      const started = Date.now();
+      const d = await run("sleep-1", { task_id: "sleep", limits: { time: 20, hard_time: 3 } });
+      assert.equal(result(d), "timeout");
+      assert.ok(Date.now() - started < 15_000, "ended soon after the wall limit");
+    });
+
+    test("memory over the limit is an overflow", async () => {
+      const d = await run("mem-1", { task_id: "memory", limits: { time: 20, hard_time: 40, memory: 64 } });
+      assert.equal(result(d), "overflow");
+    });
+
+    test("a job killed while it runs ends as killed with its previous state", async () => {
+      await s.backend.send(newJob("kill-1", { task_id: "sleep", inputdata: { "@state": "before-kill" } }));
+      await s.backend.waitFor((m) => m["@type"] === "AgentJobStarted" && m["job_id"] === "kill-1");
+      await new Promise((r) => setTimeout(r, 1500));
+      await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "ignored" });
+      await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "ignored" });
+      const d = await s.backend.done("kill-1", 20_000);
+      assert.equal(result(d), "killed");
+      assert.equal(d["state"], "before-kill");
+      await s.backend.send({ type: "BackendKillJob", job_id: "kill-1", state: "late" });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(s.backend.count("AgentJobDone", "kill-1"), 1, "a kill after the result sends nothing more");
+    });
+
+    test("a task-less job runs its run_cmd", async () => {
+      const d = await run("taskless-1", {
+        course_id: null, task_id: null,
+        environment_parameters: {
+          limits: { time: 10, hard_time: 30, memory: 100 }, network_grading: false,
+          // INGInious splits run_cmd on spaces: no shell
+          run_cmd: "feedback-result success",
+        },
+      });
+      assert.equal(result(d), "success");
+      assert.equal(d["grade"], 100);
+    });
+
+    test("the course's $common folders are mounted", async () => {
+      const d = await run("common-1", { task_id: "common" });
+      assert.deepEqual(d["result"], ["success", "from-common from-common-student"]);
+    });
+
+    test("an uploaded file's bytes reach the task intact", async () => {
+      const bytes = Buffer.alloc(3 * 1024 * 1024);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
+      const sha = createHash("sha256").update(bytes).digest("hex");
+      const d = await run("upload-1", { task_id: "upload", inputdata: { up: { filename: "a.bin", value: bytes } } });
+      assert.deepEqual(d["result"], ["success", `${bytes.length} ${sha}`]);
+    });
+  });
+
+  describe("crashes with a readable text", () => {
+    const cases: Array<[string, Parameters<typeof newJob>[1], RegExp]> = [
+      ["an unknown environment", { environment: "no-such-env" }, /environment is not available/],
+      ["a missing task", { task_id: "no_such_task" }, /Task unavailable on agent/],
+      ["an id that escapes the tasks folder", { course_id: "..", task_id: "etc" }, /invalid course or task/],
+      ["unreadable parameters", { environment_parameters: { limits: { time: "soon" } } }, /unable to parse the parameters/],
+      ["too much memory", { limits: { memory: 10_000_000 } }, /Not enough memory on agent \(available: \d+MB\)/],
+      ["no /task/run", { task_id: "norun" }, /\/task\/run/],
+      ["a task that fails without feedback", { task_id: "exit3" }, /.+/],
+    ];
+    for (const [name, over, pattern] of cases) {
+      test(name, async () => {
+        const id = `crash-${name.replace(/\W+/g, "-")}`;
+        const d = await run(id, { ...over, inputdata: { "@state": "st-crash" } });
+        assert.equal(result(d), "crash", JSON.stringify(d["result"]));
+        assert.match(text(d), pattern);
+        assert.equal(d["state"], "st-crash");
+        assert.equal(d["grade"], 0);
+      });
+    }
+  });
+
+  describe("many jobs", () => {
+    test("20 jobs at concurrency 4 each get their own answer, once", async () => {
+      const ids = Array.from({ length: 20 }, (_, i) => `many-${i}`);
+      await Promise.all(ids.map((id, i) => s.backend.send(newJob(id, { task_id: "echo", inputdata: { n: String(i) } }))));
+      const dones = await Promise.all(ids.map((id) => s.backend.done(id, 120_000)));
+      dones.forEach((d, i) => {
+        assert.deepEqual(d["result"], ["success", `n=${i}`]);
+        assert.equal(d["grade"], i);
+      });
+      for (const id of ids) assert.equal(s.backend.count("AgentJobDone", id), 1);
+    });
+  });
+
+  describe("a grading container that misbehaves", () => {
+    const raw = (mode: string) => ({ task_id: "raw", environment: "test-raw", inputdata: { mode, "@state": "st-raw" } });
+    const cases: Array<[string, RegExp]> = [
+      ["wrong-types", /badly formatted.*grade/],
+      ["unknown-key", /badly formatted.*colour/],
+      ["bad-problem-id", /badly formatted.*Bad Id!/],
+      ["corrupt-archive", /corrupt archive/],
+      ["garbage", /could not be read.*(frame|message)/],
+      ["huge-length", /4294967295 bytes, over the agent's limit/],
+      ["not-a-map", /not a map/],
+      ["no-result", /did not return any result/],
+    ];
+    for (const [mode, pattern] of cases) {
+      test(`${mode}: crash with a readable text`, async () => {
+        const d = await run(`raw-${mode}`, raw(mode), 30_000);
+        assert.equal(result(d), "crash", JSON.stringify(d["result"]));
+        assert.match(text(d), pattern);
+        assert.equal(d["state"], "st-raw");
+      });
+    }
+
+    test("a message split into single bytes and an unknown message type are fine", async () => {
+      const d = await run("raw-split", raw("split-and-extra"));
+      assert.deepEqual(d["result"], ["success", "split ok"]);
+      assert.equal(d["grade"], 50);
+    });
   });
 });
-
-describe("a grading container that misbehaves", () => {
-  const raw = (mode: string) => ({ task_id: "raw", environment: "test-raw", inputdata: { mode, "@state": "st-raw" } });
-  const cases: Array<[string, RegExp]> = [
-    ["wrong-types", /badly formatted.*grade/],
-    ["unknown-key", /badly formatted.*colour/],
-    ["bad-problem-id", /badly formatted.*Bad Id!/],
-    ["corrupt-archive", /corrupt archive/],
-    ["garbage", /could not be read.*(frame|message)/],
-    ["huge-length", /4294967295 bytes, over the agent's limit/],
-    ["not-a-map", /not a map/],
-    ["no-result", /did not return any result/],
-  ];
-  for (const [mode, pattern] of cases) {
-    test(`${mode}: crash with a readable text`, async () => {
-      const d = await run(`raw-${mode}`, raw(mode), 30_000);
-      assert.equal(result(d), "crash", JSON.stringify(d["result"]));
-      assert.match(text(d), pattern);
-      assert.equal(d["state"], "st-raw");
-    });
-  }
-
-  test("a message split into single bytes and an unknown message type are fine", async () => {
-    const d = await run("raw-split", raw("split-and-extra"));
-    assert.deepEqual(d["result"], ["success", "split ok"]);
-    assert.equal(d["grade"], 50);
-  });
-});
+}

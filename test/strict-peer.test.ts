@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { AgentProcess, REPO, TASKS, tempDir } from "./helpers/agent-process.js";
-import { containerIds, eventually, requireDocker } from "./helpers/docker.js";
+import { engineContainers, eventually, requireDocker } from "./helpers/docker.js";
 
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-zmq and python3-msgpack
 
@@ -23,8 +23,9 @@ const job = (id: string, over: Record<string, unknown> = {}) => ({
 
 test("a strict Python backend accepts everything the agent sends", async () => {
   await requireDocker();
-  const before = await containerIds();
   const tmp = tempDir("strict");
+  const agentDir = path.join(tmp.path, "agent");
+  const before = await engineContainers([agentDir]);
   const script = [
     { wait: "AgentHello", timeout: 30 },
     { ping_every: 0.5 },
@@ -62,7 +63,6 @@ test("a strict Python backend accepts everything the agent sends", async () => {
     }
   });
   const exited = new Promise<number | null>((r) => peer.on("exit", r));
-  const agentDir = path.join(tmp.path, "agent");
   let agent: AgentProcess | null = null;
   try {
     const addr = await Promise.race([
@@ -84,7 +84,7 @@ test("a strict Python backend accepts everything the agent sends", async () => {
   } finally {
     peer.kill();
     await agent?.stop();
-    await eventually(async () => assert.deepEqual(await containerIds(), before));
+    await eventually(async () => assert.deepEqual(await engineContainers([agentDir]), before));
     tmp.remove();
   }
 });

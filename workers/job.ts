@@ -13,9 +13,11 @@ import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
 import { createLogger, type Logger } from "../src/log.js";
+import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
 import { decodeArchive } from "../src/protocol/archive.js";
 import {
   ContainerStreamDecoder,
+  ContainerStreamError,
   encodeContainerMessage,
   type ContainerMessage,
 } from "../src/protocol/container-stream.js";
@@ -24,10 +26,15 @@ import { type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
-import { prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
-import type { CheckedResult, JobTask, MainApi, PhaseTimings, WorkerOutcome } from "../src/jobs/job-task.js";
+import { fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
+import { cpuUsageNs } from "../src/limits/container-watch.js";
+import type {
+  CheckedResult, JobTask, MainApi, PhaseTimings, WarmCreated, WarmTask, WorkerOutcome,
+} from "../src/jobs/job-task.js";
 
 const docker = new Docker();
+// Engine errors of this thread are counted by the main thread's metrics.
+instrumentDocker(docker, relayDockerError);
 let logger: Logger | null = null;
 
 function getLogger(level: string, destination: number): Logger {
@@ -44,7 +51,9 @@ export function selinuxLevel(seed: string): string {
   return `label=level:s0:c${Math.min(c1, c2)},c${Math.max(c1, c2)}`;
 }
 
-function hostConfigCommon(task: JobTask, memoryMb: number, seed: string): Docker.HostConfig {
+type ContainerSettings = Pick<JobTask, "cgroupVersion" | "runtime" | "nofile" | "pidsLimit">;
+
+function hostConfigCommon(task: ContainerSettings, memoryMb: number, seed: string): Docker.HostConfig {
   const bytes = memoryMb * 1024 * 1024;
   return {
     Memory: bytes,
@@ -79,6 +88,52 @@ function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
       () => (clearTimeout(t), resolve(fallback)),
     );
   });
+}
+
+/** The grading container of a job (or a warm one, waiting for its job). */
+function gradingContainerSpec(
+  t: ContainerSettings & Pick<JobTask, "image" | "labels">,
+  p: JobPaths,
+  memoryMb: number,
+  ports: Record<number, number>,
+  network: boolean,
+): Docker.ContainerCreateOptions {
+  const { exposed, bindings } = portBindings(ports);
+  const useNetwork = network || Object.keys(ports).length > 0;
+  return {
+    Image: t.image,
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: false,
+    Tty: false,
+    Env: ["DEBUGGER=False"],
+    Labels: t.labels,
+    ExposedPorts: exposed,
+    HostConfig: {
+      ...hostConfigCommon(t, memoryMb, p.root),
+      NetworkMode: useNetwork ? "bridge" : "none",
+      PortBindings: bindings,
+      ExtraHosts: ["host.docker.internal:host-gateway"],
+      Binds: [
+        `${p.task}:/task:Z`,
+        `${p.sockets}:/sockets:Z`,
+        `${p.courseCommon}:/course/common:ro,Z`,
+        `${p.courseCommonStudent}:/course/common/student:ro,Z`,
+      ],
+    },
+  };
+}
+
+/** CPU time a container has used so far (one stats sample, without waiting for a second one). */
+async function cpuNow(container: Docker.Container): Promise<number> {
+  try {
+    const stats = await container.stats({ stream: false, "one-shot": true } as never);
+    return cpuUsageNs(stats) ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 interface StudentRun {
@@ -137,70 +192,21 @@ class JobRun {
 
   private async runGrading(): Promise<WorkerOutcome> {
     const t = this.task;
-    try {
-      this.paths = await prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
-      this.phase("prepare");
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
-      return this.crash("The agent could not prepare the job's directory. Please contact your course administrator.");
-    }
-    const p = this.paths;
-    const { exposed, bindings } = portBindings(t.ports);
-    const useNetwork = t.network || Object.keys(t.ports).length > 0;
     let container: Docker.Container;
-    try {
-      this.log.debug("creating grading container");
-      container = await docker.createContainer({
-        Image: t.image,
-        OpenStdin: true,
-        StdinOnce: false,
-        AttachStdin: true,
-        AttachStdout: true,
-        AttachStderr: false,
-        Tty: false,
-        Env: ["DEBUGGER=False"],
-        Labels: t.labels,
-        ExposedPorts: exposed,
-        HostConfig: {
-          ...hostConfigCommon(t, t.memoryMb, p.root),
-          NetworkMode: useNetwork ? "bridge" : "none",
-          PortBindings: bindings,
-          ExtraHosts: ["host.docker.internal:host-gateway"],
-          Binds: [
-            `${p.task}:/task:Z`,
-            `${p.sockets}:/sockets:Z`,
-            `${p.courseCommon}:/course/common:ro,Z`,
-            `${p.courseCommonStudent}:/course/common/student:ro,Z`,
-          ],
-        },
-      });
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "failed to create grading container");
-      return this.crash(`The agent could not create the grading container: ${(err as Error).message}`);
-    }
-    this.grading = container;
-    this.phase("create");
-    const log = this.log.child({ container: container.id });
-    log.debug("created grading container");
-    if (!(await this.api.containerCreated(t.jobId, container.id, "grading"))) {
-      return this.crash("The job was killed before its container started.");
-    }
-
     let stream: NodeJS.ReadWriteStream;
-    try {
-      stream = (await container.attach({
-        stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
-      })) as NodeJS.ReadWriteStream;
-      this.stdin = stream;
-      await container.start();
-      this.phase("start");
-      log.debug("started grading container");
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "failed to start grading container");
-      return this.crash(`The agent could not start the grading container: ${(err as Error).message}`);
+    let cpuBaselineNs = 0;
+    if (t.warm !== null) {
+      const adopted = await this.adoptWarm(t.warm.containerId);
+      if ("text" in adopted) return this.crash(adopted.text);
+      ({ container, stream } = adopted);
+      cpuBaselineNs = t.warm.cpuBaselineNs;
+    } else {
+      const created = await this.createAndStart();
+      if ("text" in created) return this.crash(created.text);
+      ({ container, stream } = created);
     }
-
-    const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime }, log);
+    const log = this.log.child({ container: container.id });
+    const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime, cpuBaselineNs }, log);
     const memoryEvents = this.followMemoryEvents(container.id);
     if (t.diskMb !== null) await this.watchDiskLimit(container, t.diskMb, log);
     let engineLost: string | null = null;
@@ -236,7 +242,10 @@ class JobRun {
         }
         if (this.fatal === null) decoder.end();
       } catch (err) {
-        if (this.fatal === null) streamError = (err as Error).message;
+        // The engine may drop the connection abruptly when the container exits (seen when
+        // attached after start): at a message boundary, that is just the end of the stream.
+        const transportEnd = !(err instanceof ContainerStreamError) && decoder.idle;
+        if (this.fatal === null && !transportEnd) streamError = (err as Error).message;
       }
     })();
 
@@ -286,6 +295,84 @@ class JobRun {
       return { kind: "crash", text: (err as Error).message, timeout, oomKilled };
     } finally {
       this.phase("collect");
+    }
+  }
+
+  /** The cold path: a fresh job directory, then create, attach and start the grading container. */
+  private async createAndStart(): Promise<{ container: Docker.Container; stream: NodeJS.ReadWriteStream } | { text: string }> {
+    const t = this.task;
+    try {
+      this.paths = await prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+      this.phase("prepare");
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
+      return { text: "The agent could not prepare the job's directory. Please contact your course administrator." };
+    }
+    let container: Docker.Container;
+    try {
+      this.log.debug("creating grading container");
+      container = await docker.createContainer(gradingContainerSpec(t, this.paths, t.memoryMb, t.ports, t.network));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "failed to create grading container");
+      return { text: `The agent could not create the grading container: ${(err as Error).message}` };
+    }
+    this.grading = container;
+    this.phase("create");
+    const log = this.log.child({ container: container.id });
+    log.debug("created grading container");
+    if (!(await this.api.containerCreated(t.jobId, container.id, "grading"))) {
+      return { text: "The job was killed before its container started." };
+    }
+    try {
+      const stream = (await container.attach({
+        stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
+      })) as NodeJS.ReadWriteStream;
+      this.stdin = stream;
+      await container.start();
+      this.phase("start");
+      log.debug("started grading container");
+      return { container, stream };
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "failed to start grading container");
+      return { text: `The agent could not start the grading container: ${(err as Error).message}` };
+    }
+  }
+
+  /**
+   * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
+   * directory in place (a bind mount pins the directory it was given), set the job's memory, attach.
+   */
+  private async adoptWarm(containerId: string): Promise<{ container: Docker.Container; stream: NodeJS.ReadWriteStream } | { text: string }> {
+    const t = this.task;
+    const container = docker.getContainer(containerId);
+    const log = this.log.child({ container: containerId });
+    const running = await container.inspect().then((i) => i.State?.Running === true, () => false);
+    if (!running) {
+      // It died waiting (an image whose command needs /task before `start`, say): go cold.
+      log.info("the warm grading container is not running: using a new one");
+      await container.remove({ force: true }).catch(() => {});
+      await removeJobDirectory(t.jobDir).catch(() => {});
+      return this.createAndStart();
+    }
+    this.grading = container;
+    this.paths = jobPaths(t.jobDir);
+    if (!(await this.api.containerCreated(t.jobId, containerId, "grading"))) {
+      return { text: "The job was killed before its container started." };
+    }
+    try {
+      const bytes = t.memoryMb * 1024 * 1024;
+      const [, , stream] = await Promise.all([
+        fillJobDirectory(this.paths, t.taskDir, t.courseDir),
+        container.update({ Memory: bytes, MemorySwap: bytes }),
+        container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }),
+      ]);
+      this.stdin = stream as NodeJS.ReadWriteStream;
+      this.phase("prepare");
+      log.debug("adopted warm grading container");
+      return { container, stream: stream as NodeJS.ReadWriteStream };
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "failed to adopt a warm grading container");
+      return { text: `The agent could not prepare the grading container: ${(err as Error).message}. Please retry.` };
     }
   }
 
@@ -581,6 +668,26 @@ class JobRun {
       this.log.error({ err: (err as Error).message }, "failed to remove job directory");
     }
     this.task.port.close();
+  }
+}
+
+/** piscina calls this (name "createWarm") to make a warm container: directory, create, start. */
+export async function createWarm(task: WarmTask): Promise<WarmCreated> {
+  const log = getLogger(task.logLevel, task.logDestination);
+  const paths = await prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
+  let container: Docker.Container | null = null;
+  try {
+    container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
+    await container.start();
+    // Let the container side reach its read of `start`, then note what it used getting there.
+    await new Promise((r) => setTimeout(r, 300));
+    const cpuBaselineNs = await cpuNow(container);
+    log.debug({ container: container.id }, "warm grading container ready");
+    return { containerId: container.id, cpuBaselineNs };
+  } catch (err) {
+    if (container) await container.remove({ force: true }).catch(() => {});
+    await removeJobDirectory(task.jobDir).catch(() => {});
+    throw err;
   }
 }
 

@@ -7,7 +7,7 @@ export const LABEL_AGENT = "org.inginious-agent-docker.agent";
 export const LABEL_JOB = "org.inginious-agent-docker.job";
 export const LABEL_ROLE = "org.inginious-agent-docker.role";
 
-export type ContainerRole = "grading" | "student";
+export type ContainerRole = "grading" | "student" | "warm";
 
 /** Stable id of one agent installation: the host name and the absolute --tmpdir. */
 export function agentId(tmpdir: string, hostname = os.hostname()): string {

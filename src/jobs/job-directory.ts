@@ -76,6 +76,18 @@ export async function prepareJobDirectory(
   return p;
 }
 
+/**
+ * Fills an existing, bound job directory in place (warm containers): the task's files into task/,
+ * `$common` into course/common/. The directories themselves must stay: mounts pin them.
+ */
+export async function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir: string | null): Promise<void> {
+  if (taskDir !== null) await fs.cp(taskDir, p.task, { recursive: true, force: true });
+  await mkdirOpen(p.student);
+  const common = courseDir !== null ? path.join(courseDir, "$common") : null;
+  if (common !== null && (await exists(common))) await fs.cp(common, p.courseCommon, { recursive: true, force: true });
+  await fs.mkdir(p.courseCommonStudent, { recursive: true });
+}
+
 /** Removes a job directory; says plainly when files written by containers cannot be removed. */
 export async function removeJobDirectory(root: string): Promise<void> {
   try {

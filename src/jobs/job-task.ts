@@ -50,8 +50,21 @@ export interface JobTask {
   /** The main thread's pino level and log file descriptor, for the worker's own logger. */
   logLevel: string;
   logDestination: number;
+  /** A warm container (already started, its directory bound at jobDir) to run the job in. */
+  warm: { containerId: string; cpuBaselineNs: number } | null;
   /** The worker's end of the comlink channel to the main thread. */
   port: MessagePort;
+}
+
+/** What a worker needs to create and start a warm container (see jobs/warm-pool.ts). */
+export type WarmTask = Pick<
+  JobTask,
+  "jobDir" | "jobDirMarker" | "image" | "runtime" | "memoryMb" | "labels" | "nofile" | "pidsLimit" | "cgroupVersion" | "logLevel" | "logDestination"
+>;
+
+export interface WarmCreated {
+  containerId: string;
+  cpuBaselineNs: number;
 }
 
 /** Calls a worker makes to the main thread. Every one is cheap bookkeeping. */

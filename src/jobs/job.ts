@@ -20,8 +20,8 @@ export class Job {
   constructor(
     readonly id: string,
     readonly previousState: string,
-    /** The job directory the worker will create; removed by the main thread if the worker dies. */
-    readonly jobDir: string,
+    /** The job directory the worker will create (or a warm container's); removed here if the worker dies. */
+    public jobDir: string,
   ) {}
 
   /** Moves to `closed` once; returns false if the job was already closed. */

@@ -24,7 +24,7 @@ export function cpuUsageNs(stats: unknown): number | null {
 
 export function watchLimits(
   container: Docker.Container,
-  limits: { cpuSeconds: number; wallSeconds: number },
+  limits: { cpuSeconds: number; wallSeconds: number; cpuBaselineNs?: number },
   log: Logger,
 ): LimitWatch {
   let exceeded: LimitExceeded | null = null;
@@ -61,8 +61,10 @@ export function watchLimits(
       const lines = new JsonLineSplitter();
       statsStream.on("data", (chunk: Buffer) => {
         for (const sample of lines.push(chunk)) {
-          const ns = cpuUsageNs(sample);
-          if (ns === null) continue;
+          const total = cpuUsageNs(sample);
+          if (total === null) continue;
+          // a warm container used some CPU before its job started: not the job's
+          const ns = Math.max(0, total - (limits.cpuBaselineNs ?? 0));
           cpuSeconds = ns / 1e9;
           if (ns > limitNs) kill("cpu", `CPU time ${cpuSeconds.toFixed(1)} s over its limit of ${limits.cpuSeconds} s`);
         }

@@ -1,6 +1,7 @@
 /** Docker for tests: required (a test that needs it fails without it), and snapshots to prove nothing leaked. */
 import { promises as fs } from "node:fs";
 import Docker from "dockerode";
+import { LABEL_AGENT, agentId } from "../../src/docker/labels.js";
 
 export const docker = new Docker();
 export const SAMPLE_IMAGE = "inginious-agent-docker/sample:latest";
@@ -23,6 +24,21 @@ export async function requireDocker(images: string[] = [SAMPLE_IMAGE]): Promise<
 
 export async function containerIds(): Promise<string[]> {
   return (await docker.listContainers({ all: true })).map((c) => c.Id).sort();
+}
+
+/**
+ * The containers a leak check compares. By default (CI) every container of the engine. On an
+ * engine shared with other work (IAD_TEST_SHARED_ENGINE=1) only those of the agents whose
+ * --tmpdir is given.
+ */
+export async function engineContainers(tmpdirs: string[]): Promise<string[]> {
+  if (process.env["IAD_TEST_SHARED_ENGINE"] !== "1") return containerIds();
+  const ids: string[] = [];
+  for (const dir of tmpdirs) {
+    const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${agentId(dir)}`] } });
+    ids.push(...list.map((c) => c.Id));
+  }
+  return ids.sort();
 }
 
 export async function dirListing(dir: string): Promise<string[]> {

@@ -18,7 +18,9 @@ export class PrivateDockerd {
   async start(): Promise<void> {
     const r = this.root.path;
     writeFileSync(path.join(r, "daemon.json"), "{}"); // not the host's /etc/docker/daemon.json
-    this.proc = spawn("dockerd", [
+    // In a network namespace of its own: with --bridge none, dockerd deletes any docker0 it
+    // sees, and the host's belongs to the main engine.
+    this.proc = spawn("unshare", ["--net", "dockerd",
       "--data-root", path.join(r, "data"), "--exec-root", path.join(r, "exec"), "--pidfile", path.join(r, "d.pid"),
       "--host", this.host, "--bridge", "none", "--iptables=false", "--ip-masq=false", "--config-file", path.join(r, "daemon.json"),
     ], { stdio: "ignore" });

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { AgentProcess, TASKS, tempDir } from "./agent-process.js";
 import { FakeBackend } from "./backend.js";
-import { containerIds, dirListing, eventually, requireDocker } from "./docker.js";
+import { dirListing, docker, engineContainers, eventually, requireDocker } from "./docker.js";
+import { LABEL_AGENT, LABEL_ROLE, agentId } from "../../src/docker/labels.js";
 
 export interface Session {
   backend: FakeBackend;
@@ -15,14 +16,23 @@ export interface Session {
   end(): Promise<void>;
 }
 
-export async function startSession(extraArgs: string[] = [], opts: { ping?: boolean; images?: string[] } = {}): Promise<Session> {
+/**
+ * Starts an agent (warm containers off unless `warm` is given) against a fake backend.
+ * Between tests, idle warm containers and their directories are the pool, not leaks; after
+ * the agent stops, nothing at all may be left.
+ */
+export async function startSession(
+  extraArgs: string[] = [],
+  opts: { ping?: boolean; images?: string[]; warm?: number } = {},
+): Promise<Session> {
   await requireDocker(opts.images);
-  const before = await containerIds();
   const tmp = tempDir("agent");
+  const before = await engineContainers([tmp.path]);
   const backend = await new FakeBackend().start();
   // The backend comes first: --runtime takes every word after it, as in INGInious.
   const agent = new AgentProcess([
-    backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--debug-host", "127.0.0.1", ...extraArgs,
+    backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--debug-host", "127.0.0.1",
+    "--warm", String(opts.warm ?? 0), ...extraArgs,
   ]);
   await backend.waitType("AgentHello", 30_000);
   const stopPings = opts.ping === false ? () => {} : backend.pingEvery(1000);
@@ -32,9 +42,14 @@ export async function startSession(extraArgs: string[] = [], opts: { ping?: bool
     tmpdir: tmp.path,
     stopPings,
     async assertClean() {
+      const warmIds = async (): Promise<string[]> =>
+        (await docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${agentId(tmp.path)}`, `${LABEL_ROLE}=warm`] } }))
+          .map((c) => c.Id);
       await eventually(async () => {
-        assert.deepEqual(await containerIds(), before, "containers left behind");
-        assert.deepEqual(await dirListing(tmp.path), [], "job directories left behind");
+        const warm = new Set(await warmIds());
+        assert.deepEqual((await engineContainers([tmp.path])).filter((id) => !warm.has(id)), before, "containers left behind");
+        assert.deepEqual((await dirListing(tmp.path)).filter((d) => !d.startsWith("job-warm-")), [], "job directories left behind");
+        assert.ok((await dirListing(tmp.path)).length <= warm.size, "a warm directory without its container");
       });
     },
     async end() {
@@ -42,7 +57,7 @@ export async function startSession(extraArgs: string[] = [], opts: { ping?: bool
       await agent.stop();
       backend.close();
       try {
-        await eventually(async () => assert.deepEqual(await containerIds(), before, "containers left behind"));
+        await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before, "containers left behind"));
         assert.deepEqual(await dirListing(tmp.path), [], "job directories left behind");
       } finally {
         tmp.remove();

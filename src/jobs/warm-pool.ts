@@ -1,0 +1,135 @@
+/**
+ * Grading containers created and started ahead of time, waiting for `start` on stdin with their
+ * job directory already bound (network none, no ports). A job that fits (same environment, no
+ * network, no ports) takes one and skips container create and start: most of a trivial job's
+ * latency. A container serves one job, never two.
+ *
+ * Sizing: only environments that served a job in the last `demandWindowMs` get warm containers,
+ * at most `cap` each, and never more in all than the slots free right now, so that warm
+ * containers never stand where a job needs a slot. Pure bookkeeping: the agent creates and
+ * removes the containers.
+ */
+
+export interface WarmContainer {
+  containerId: string;
+  jobDir: string;
+  envKey: string;
+  /** CPU time (ns) the container had used when it became ready: not the job's. */
+  cpuBaselineNs: number;
+}
+
+export class WarmPool {
+  private readonly ready = new Map<string, WarmContainer[]>();
+  private readonly creating = new Map<string, number>();
+  private readonly lastDemand = new Map<string, number>();
+  /** Environments whose warm containers died before any job used them: not warmed again. */
+  private readonly unwarmable = new Set<string>();
+  private readonly earlyDeaths = new Map<string, number>();
+
+  constructor(
+    readonly cap: number,
+    private readonly demandWindowMs = 120_000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  get enabled(): boolean {
+    return this.cap > 0;
+  }
+
+  /** Warm containers ready, in all environments. */
+  get size(): number {
+    let n = 0;
+    for (const list of this.ready.values()) n += list.length;
+    return n;
+  }
+
+  private inFlight(): number {
+    let n = 0;
+    for (const c of this.creating.values()) n += c;
+    return n;
+  }
+
+  noteDemand(envKey: string): void {
+    if (!this.unwarmable.has(envKey)) this.lastDemand.set(envKey, this.now());
+  }
+
+  /** A warm container of this environment died unused; after two, the environment stays cold. */
+  noteEarlyDeath(envKey: string): boolean {
+    const n = (this.earlyDeaths.get(envKey) ?? 0) + 1;
+    this.earlyDeaths.set(envKey, n);
+    if (n >= 2) {
+      this.unwarmable.add(envKey);
+      this.lastDemand.delete(envKey);
+      return true;
+    }
+    return false;
+  }
+
+  /** Hands out a ready container for this environment, or null. */
+  take(envKey: string): WarmContainer | null {
+    const list = this.ready.get(envKey);
+    const warm = list?.shift() ?? null;
+    return warm;
+  }
+
+  /** How many containers to start creating now, per environment, given the free job slots. */
+  plan(freeSlots: number): Map<string, number> {
+    const out = new Map<string, number>();
+    if (!this.enabled) return out;
+    let budget = freeSlots - this.size - this.inFlight();
+    const now = this.now();
+    const envs = [...this.lastDemand.entries()]
+      .filter(([, at]) => now - at <= this.demandWindowMs)
+      .sort((a, b) => b[1] - a[1]);
+    for (const [envKey] of envs) {
+      if (budget <= 0) break;
+      const have = (this.ready.get(envKey)?.length ?? 0) + (this.creating.get(envKey) ?? 0);
+      const want = Math.min(this.cap - have, budget);
+      if (want > 0) {
+        out.set(envKey, want);
+        budget -= want;
+      }
+    }
+    return out;
+  }
+
+  creationStarted(envKey: string): void {
+    this.creating.set(envKey, (this.creating.get(envKey) ?? 0) + 1);
+  }
+
+  /** Records the end of a creation; `warm` is null when it failed. */
+  creationEnded(envKey: string, warm: WarmContainer | null): void {
+    this.creating.set(envKey, Math.max(0, (this.creating.get(envKey) ?? 1) - 1));
+    if (warm === null) return;
+    const list = this.ready.get(envKey) ?? [];
+    list.push(warm);
+    this.ready.set(envKey, list);
+  }
+
+  /** Forgets a container that died or was removed; returns it if it was ready here. */
+  forget(containerId: string): WarmContainer | null {
+    for (const list of this.ready.values()) {
+      const i = list.findIndex((w) => w.containerId === containerId);
+      if (i >= 0) return list.splice(i, 1)[0]!;
+    }
+    return null;
+  }
+
+  /** Containers ready and no longer wanted: environments without recent demand. */
+  stale(): WarmContainer[] {
+    const now = this.now();
+    const out: WarmContainer[] = [];
+    for (const [envKey, list] of this.ready) {
+      const at = this.lastDemand.get(envKey) ?? -Infinity;
+      if (now - at > this.demandWindowMs) out.push(...list.splice(0));
+    }
+    return out;
+  }
+
+  /** Empties the pool (shutdown, restart). */
+  drain(): WarmContainer[] {
+    const out: WarmContainer[] = [];
+    for (const list of this.ready.values()) out.push(...list.splice(0));
+    return out;
+  }
+}
