@@ -665,9 +665,39 @@ class JobRun {
     try {
       await removeJobDirectory(this.task.jobDir);
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, "failed to remove job directory");
+      await this.removeAsRoot(err as Error);
     }
     this.task.port.close();
+  }
+
+  /**
+   * A job directory holding files a container wrote as another user cannot be removed by an
+   * agent that is not root: a short container of the job's own image removes them as root.
+   */
+  private async removeAsRoot(first: Error): Promise<void> {
+    const dir = this.task.jobDir;
+    if (!/permission denied/.test(first.message)) {
+      this.log.error({ err: first.message }, "failed to remove job directory");
+      return;
+    }
+    this.log.info({ dir }, "removing the job directory's files through a container (they belong to another user)");
+    let helper: Docker.Container | null = null;
+    try {
+      helper = await docker.createContainer({
+        Image: this.task.image,
+        Cmd: ["rm", "-rf", "/job/task", "/job/sockets", "/job/course"],
+        User: "0",
+        Labels: this.task.labels,
+        HostConfig: { Binds: [`${dir}:/job:Z`], NetworkMode: "none", Runtime: this.task.runtime },
+      });
+      await helper.start();
+      await helper.wait();
+      await removeJobDirectory(dir);
+    } catch (err) {
+      this.log.error({ dir, err: (err as Error).message }, `failed to remove job directory: ${first.message}`);
+    } finally {
+      if (helper) await helper.remove({ force: true }).catch(() => {});
+    }
   }
 }
 

@@ -21,8 +21,10 @@ export class AgentProcess {
   readonly exited: Promise<number | null>;
   private child: ChildProcess;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+  /** `prefix` runs the agent through another command, e.g. setpriv to drop root. */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
+    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args] as [string, ...string[]];
+    this.child = spawn(command, rest, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...env },
     });
