@@ -2,8 +2,6 @@
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import path from "node:path";
-import { TASKS } from "./helpers/agent-process.js";
 import { newJob } from "./helpers/backend.js";
 import { startSession, type Session } from "./helpers/session.js";
 import { docker } from "./helpers/docker.js";
@@ -31,12 +29,6 @@ async function prompt(): Promise<void> {
   const pong = await s.backend.waitType("Pong", 5000, from);
   assert.ok(pong.at - t0 < 1000, `pong after ${pong.at - t0} ms`);
 }
-
-test("the two copies of raw.py are the same", () => {
-  const a = readFileSync(path.join(TASKS, "test/raw/raw.py"), "utf8");
-  const b = readFileSync(path.join(TASKS, "test/raw-early/raw.py"), "utf8");
-  assert.equal(a, b);
-});
 
 test("a fork bomb is held by the pids limit; the job ends at a limit and the agent stays prompt", async () => {
   await s.backend.send(newJob("fork-bomb", { task_id: "raw", environment: "test-raw", inputdata: { mode: "fork-bomb" }, limits: { time: 30, hard_time: 5 } }));

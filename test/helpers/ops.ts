@@ -4,9 +4,8 @@
  * suites running on the same engine at the same time do not make it fail.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import Docker from "dockerode";
-import { AgentProcess, CLI, TASKS, tempDir } from "./agent-process.js";
+import { AgentProcess, TASKS, runCli, tempDir } from "./agent-process.js";
 import { FakeBackend } from "./backend.js";
 import { dirListing, eventually, requireDocker } from "./docker.js";
 
@@ -100,18 +99,7 @@ export function sample(text: string, name: string): number | undefined {
 export function runCliWithEnv(
   args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, timeoutMs, env);
 }
 
 /** The JSON log lines of an output. */
