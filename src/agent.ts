@@ -26,11 +26,11 @@ import { Job, RecentJobs } from "./jobs/job.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
 import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
 import type {
-  JobTask, MainApi, PhaseTimings, StudentEnvironment, WarmCreated, WarmTask, WorkerOutcome,
+  JobTask, MainApi, PhaseTimings, StudentEnvironment, WorkerOutcome,
 } from "./jobs/job-task.js";
 import { composeOutcome, jobDone } from "./jobs/outcome.js";
 import { PortPool } from "./limits/port-pool.js";
-import { WarmPool, type WarmContainer } from "./jobs/warm-pool.js";
+import { WarmContainers, warmKey } from "./jobs/warm-containers.js";
 import type { Logger } from "./log.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import type {
@@ -78,11 +78,7 @@ export class GradingAgent {
   private debugHostValue: string | null = null;
   private readonly jobs = new Map<string, Job>();
   private readonly queue: Array<{ job: Job; task: Omit<JobTask, "port">; warmKey: string | null }> = [];
-  private readonly warm: WarmPool;
-  /** Warm containers by id, from their creation until a job adopts them or they are removed. */
-  private readonly warmIds = new Set<string>();
-  /** Warm creations under way, so that shutdown can wait for them and remove what they made. */
-  private readonly warmCreations = new Set<Promise<void>>();
+  private readonly warm: WarmContainers;
   private readonly running = new Map<string, Running>();
   private readonly recent = new RecentJobs();
   private readonly containerOwner = new Map<string, string>();
@@ -118,7 +114,16 @@ export class GradingAgent {
       hard: Math.max(64, Math.floor(limits.hard / config.concurrency)),
     };
     this.memoryPerSlotMb = Math.floor(totalMemoryMb() / config.concurrency);
-    this.warm = new WarmPool(config.warm);
+    this.warm = new WarmContainers(config.warm, this.tmpdir, () => ({
+      jobDirMarker: this.id,
+      memoryMb: Math.min(256, this.memoryPerSlotMb),
+      labels: containerLabels(this.id, "", "warm"),
+      nofile: this.nofile,
+      pidsLimit: config.pidsLimit,
+      cgroupVersion: this.cgroupVersion,
+      logLevel: log.level,
+      logDestination: config.logDestination ?? 1,
+    }), this.docker, log, () => this.pump());
   }
 
   /** Connects to Docker, finds environments, removes what an earlier run left, starts the pool. */
@@ -160,14 +165,7 @@ export class GradingAgent {
 
     this.events = new DockerEventWatcher(this.docker, this.id, log);
     this.events.on("oom", (id) => this.onOom(id));
-    this.events.on("die", (id) => {
-      const w = this.warm.forget(id);
-      if (w !== null) {
-        const cold = this.warm.noteEarlyDeath(w.envKey);
-        this.log.warn({ container: id, environmentKeptCold: cold }, "a warm grading container died before its job: removing it");
-        void this.removeWarm(w);
-      }
-    });
+    this.events.on("die", (id) => this.warm.onDie(id));
     // After a break the engine may have restarted: containers of ended jobs whose removal failed go now.
     this.events.on("resumed", () => void this.reconcile(5));
     this.events.start();
@@ -348,17 +346,17 @@ export class GradingAgent {
       warm: null,
     };
     // Jobs with no network and no ports may run in a warm container of their environment.
-    const warmKey = !params.networkGrading && wantedPorts.length === 0
-      ? [msg.environment_type, msg.environment, env.id, env.runtime].join("\0")
+    const warmFor = !params.networkGrading && wantedPorts.length === 0
+      ? warmKey(msg.environment_type, msg.environment, env.id, env.runtime)
       : null;
     this.jobs.set(job.id, job);
     if (taskDir !== null) {
       // The only file-system look-up on this thread: one stat, asynchronous.
       fs.stat(taskDir).then(
-        (st) => (st.isDirectory() ? this.enqueue(job, task, warmKey) : this.refuseMissingTask(job, log)),
+        (st) => (st.isDirectory() ? this.enqueue(job, task, warmFor) : this.refuseMissingTask(job, log)),
         () => this.refuseMissingTask(job, log),
       );
-    } else this.enqueue(job, task, warmKey);
+    } else this.enqueue(job, task, warmFor);
   }
 
   private refuseMissingTask(job: Job, log: Logger): void {
@@ -418,68 +416,12 @@ export class GradingAgent {
       if (job.phase !== "queued") continue;
       const warm = warmKey !== null ? this.warm.take(warmKey) : null;
       if (warm !== null) {
-        this.warmIds.delete(warm.containerId);
         job.jobDir = warm.jobDir;
         this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs } });
       } else this.dispatch(job, task);
     }
-    this.refillWarm();
-  }
-
-  /** Starts creating the warm containers the pool wants, within the free slots. */
-  private refillWarm(): void {
-    if (!this.warm.enabled || this.draining || this.closing || this.pool === null) return;
-    const free = this.config.concurrency - this.running.size - this.queue.length;
-    for (const [key, count] of this.warm.plan(free)) {
-      for (let i = 0; i < count; i++) this.createWarm(key);
-    }
-  }
-
-  private createWarm(key: string): void {
-    const [envtype, name, image, runtime] = key.split("\0") as [string, string, string, string];
-    const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
-    const task: WarmTask = {
-      jobDir,
-      jobDirMarker: this.id,
-      image,
-      runtime,
-      memoryMb: Math.min(256, this.memoryPerSlotMb),
-      labels: containerLabels(this.id, "", "warm"),
-      nofile: this.nofile,
-      pidsLimit: this.config.pidsLimit,
-      cgroupVersion: this.cgroupVersion,
-      logLevel: this.log.level,
-      logDestination: this.config.logDestination ?? 1,
-    };
-    this.warm.creationStarted(key);
-    const creation: Promise<void> = this.pool!.run(task, { name: "createWarm" }).then(
-      (created: WarmCreated) => {
-        const w: WarmContainer = { containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs };
-        this.warmIds.add(w.containerId);
-        if (this.closing || this.draining) {
-          this.warm.creationEnded(key, null);
-          return this.removeWarm(w);
-        }
-        this.warm.creationEnded(key, w);
-        this.log.debug({ container: w.containerId, envtype, environment: name }, "warm grading container ready");
-        this.pump(); // a job may be waiting for exactly this
-        return undefined;
-      },
-      (err: Error) => {
-        this.warm.creationEnded(key, null);
-        if (!this.closing) this.log.warn({ envtype, environment: name, err: err.message }, "failed to create a warm grading container");
-      },
-    ).finally(() => this.warmCreations.delete(creation));
-    this.warmCreations.add(creation);
-  }
-
-  private async removeWarm(w: WarmContainer): Promise<void> {
-    this.warmIds.delete(w.containerId);
-    await removeQuietly(this.docker, w.containerId, this.log);
-    try {
-      await removeJobDirectory(w.jobDir);
-    } catch (err) {
-      this.log.error({ dir: w.jobDir, err: (err as Error).message }, "failed to remove a warm container's directory");
+    if (!this.draining && !this.closing && this.pool !== null) {
+      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length);
     }
   }
 
@@ -571,8 +513,8 @@ export class GradingAgent {
     }
     const owned = new Set<string>();
     for (const job of this.jobs.values()) for (const id of job.containers) owned.add(id);
-    for (const id of this.warmIds) owned.add(id);
-    for (const w of this.warm.stale()) void this.removeWarm(w);
+    for (const id of this.warm.owned) owned.add(id);
+    this.warm.removeStale();
     const orphans = findOrphans(listed, owned, Date.now() / 1000, graceSeconds);
     for (const id of orphans) {
       this.log.warn({ container: id }, "removing a container no running job owns");
@@ -654,8 +596,7 @@ export class GradingAgent {
       const jobs = [...this.jobs.values()];
       this.log.info({ jobs: jobs.length }, "shutting down");
       await this.endAll(jobs, reason);
-      await Promise.all([...this.warmCreations]); // each removes what it made once closing is set
-      await Promise.all(this.warm.drain().map((w) => this.removeWarm(w)));
+      await this.warm.stop();
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});

@@ -1,0 +1,125 @@
+/**
+ * The warm containers themselves: creating them in the worker pool, handing one to a job,
+ * removing the ones that died, went stale or outlived the agent. Which ones to keep is
+ * WarmPool's decision (warm-pool.ts); this class carries it out.
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import type Docker from "dockerode";
+import type { Piscina } from "piscina";
+import { removeQuietly } from "../docker/engine.js";
+import type { Logger } from "../log.js";
+import { JOB_DIR_PREFIX, removeJobDirectory } from "./job-directory.js";
+import type { WarmCreated, WarmTask } from "./job-task.js";
+import { WarmPool, type WarmContainer } from "./warm-pool.js";
+
+/** Everything a warm container needs but its directory: the agent's container settings. */
+export type WarmSettings = Omit<WarmTask, "jobDir" | "image" | "runtime">;
+
+/** What a warm container is for: the environment, its image and runtime. */
+export function warmKey(envtype: string, environment: string, image: string, runtime: string): string {
+  return [envtype, environment, image, runtime].join("\0");
+}
+
+export class WarmContainers {
+  private readonly pool: WarmPool;
+  /** Warm containers by id, from their creation until a job adopts them or they are removed. */
+  private readonly ids = new Set<string>();
+  /** Creations under way, so that a stop can wait for them and remove what they made. */
+  private readonly creations = new Set<Promise<void>>();
+  private stopping = false;
+
+  constructor(
+    cap: number,
+    private readonly tmpdir: string,
+    /** Read at each creation: some settings (the cgroup version) are known only once the agent started. */
+    private readonly settings: () => WarmSettings,
+    private readonly docker: Docker,
+    private readonly log: Logger,
+    /** Called when a container becomes ready: a job may be waiting for exactly this. */
+    private readonly onReady: () => void,
+  ) {
+    this.pool = new WarmPool(cap);
+  }
+
+  /** Containers that belong to the pool (for reconciliation: not orphans). */
+  get owned(): ReadonlySet<string> {
+    return this.ids;
+  }
+
+  noteDemand(key: string): void {
+    this.pool.noteDemand(key);
+  }
+
+  /** A ready container for a job of this environment, or null: it is the job's from now on. */
+  take(key: string): WarmContainer | null {
+    const w = this.pool.take(key);
+    if (w !== null) this.ids.delete(w.containerId);
+    return w;
+  }
+
+  /** Starts creating the containers the pool wants, given the job slots free right now. */
+  refill(workers: Piscina, freeSlots: number): void {
+    if (!this.pool.enabled || this.stopping) return;
+    for (const [key, count] of this.pool.plan(freeSlots)) {
+      for (let i = 0; i < count; i++) this.create(workers, key);
+    }
+  }
+
+  private create(workers: Piscina, key: string): void {
+    const [envtype, name, image, runtime] = key.split("\0") as [string, string, string, string];
+    const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
+    const task: WarmTask = { ...this.settings(), jobDir, image, runtime };
+    this.pool.creationStarted(key);
+    const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
+      (created: WarmCreated) => {
+        const w: WarmContainer = { containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs };
+        this.ids.add(w.containerId);
+        if (this.stopping) {
+          this.pool.creationEnded(key, null);
+          return this.remove(w);
+        }
+        this.pool.creationEnded(key, w);
+        this.log.debug({ container: w.containerId, envtype, environment: name }, "warm grading container ready");
+        this.onReady();
+        return undefined;
+      },
+      (err: Error) => {
+        this.pool.creationEnded(key, null);
+        if (!this.stopping) this.log.warn({ envtype, environment: name, err: err.message }, "failed to create a warm grading container");
+      },
+    ).finally(() => this.creations.delete(creation));
+    this.creations.add(creation);
+  }
+
+  /** The engine says a container died: if it was waiting here, it goes. */
+  onDie(containerId: string): void {
+    const w = this.pool.forget(containerId);
+    if (w === null) return;
+    const cold = this.pool.noteEarlyDeath(w.envKey);
+    this.log.warn({ container: containerId, environmentKeptCold: cold }, "a warm grading container died before its job: removing it");
+    void this.remove(w);
+  }
+
+  /** Removes the containers of environments that no longer see jobs. */
+  removeStale(): void {
+    for (const w of this.pool.stale()) void this.remove(w);
+  }
+
+  /** Waits for creations under way and removes every warm container (agent stopping). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.creations]); // each removes what it made once stopping is set
+    await Promise.all(this.pool.drain().map((w) => this.remove(w)));
+  }
+
+  private async remove(w: WarmContainer): Promise<void> {
+    this.ids.delete(w.containerId);
+    await removeQuietly(this.docker, w.containerId, this.log);
+    try {
+      await removeJobDirectory(w.jobDir);
+    } catch (err) {
+      this.log.error({ dir: w.jobDir, err: (err as Error).message }, "failed to remove a warm container's directory");
+    }
+  }
+}
