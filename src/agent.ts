@@ -34,7 +34,7 @@ import { WarmContainers, warmKey } from "./jobs/warm-containers.js";
 import type { Logger } from "./log.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import type {
-  AgentHello, AgentJobDone, AgentMessage, BackendKillJob, BackendNewJob, BadFrameError, Environments,
+  AgentHello, AgentJobDone, BackendKillJob, BackendNewJob, BadFrameError, EncodedJobDone, Environments, OutgoingMessage,
 } from "./protocol/messages.js";
 import { openFileLimits, totalMemoryMb } from "./system.js";
 import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";
@@ -93,7 +93,7 @@ export class GradingAgent {
   private draining = false;
   private reconcileTimer: NodeJS.Timeout | null = null;
   /** Where messages for the backend go; replaced by the link on each connection. */
-  send: (message: AgentMessage) => void = () => {};
+  send: (message: OutgoingMessage) => void = () => {};
   /** Number of jobs closed, for tests and the bench. */
   jobsClosed = 0;
   /** Observers' view of the agent: one event per closed job. */
@@ -227,6 +227,10 @@ export class GradingAgent {
   }
 
   /** Jobs waiting for a slot (metrics). */
+  get warmContainers(): number {
+    return this.warm.ready;
+  }
+
   get queuedJobs(): number {
     return this.queue.length;
   }
@@ -539,18 +543,19 @@ export class GradingAgent {
   }
 
   /** The single closing path of a job. */
-  private close(job: Job, done: AgentJobDone, timings: PhaseTimings = {}): void {
+  private close(job: Job, done: AgentJobDone | EncodedJobDone, timings: PhaseTimings = {}): void {
     if (!job.close()) return;
     this.jobs.delete(job.id);
     this.recent.add(job.id);
     this.ports.release(job.ports);
     this.jobsClosed++;
     const totalMs = Math.round(performance.now() - job.startedAt);
-    this.log.info({ job: job.id, result: done.result[0], grade: done.grade, ms: totalMs, phases: timings }, "job done");
+    const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
+    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings }, "job done");
     this.send(done);
     this.observed.emit("jobClosed", {
       jobId: job.id,
-      result: done.result[0],
+      result,
       totalMs,
       queueMs: job.dispatchedAt === null ? null : Math.round(job.dispatchedAt - job.startedAt),
       timings,

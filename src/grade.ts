@@ -7,7 +7,7 @@ import path from "node:path";
 import { AgentStartError, GradingAgent } from "./agent.js";
 import { parsePortRange, DEFAULT_DEBUG_PORTS, DEFAULT_PIDS_LIMIT, type AgentConfig } from "./config.js";
 import { createLogger } from "./log.js";
-import { roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
+import { decodeJobDone, roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
 
 export interface GradeOptions {
   tasks: string;
@@ -128,8 +128,9 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
   const results = new Map<string, AgentJobDone>();
   const allDone = new Promise<void>((resolve) => {
     agent.send = (m) => {
-      if (m.type !== "AgentJobDone") return;
-      results.set(m.job_id, m);
+      if (m.type === "EncodedJobDone") results.set(m.job_id, decodeJobDone(m.frame));
+      else if (m.type === "AgentJobDone") results.set(m.job_id, m);
+      else return;
       if (results.size === inputs.length) resolve();
     };
   });

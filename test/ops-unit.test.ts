@@ -144,7 +144,7 @@ describe("metrics", () => {
     let reconnects = 0;
     const m = createAgentMetrics({
       observed, concurrency: 4,
-      runningJobs: () => running, queuedJobs: () => 2,
+      runningJobs: () => running, queuedJobs: () => 2, warmContainers: () => 1,
       backendReconnects: () => reconnects, lastBackendMessageAt: () => performance.now(),
       dockerEventRestarts: () => 1, dockerEventsAlive: () => true, dockerUp: async () => true,
       info: { version: "t", agent: "a1", friendly_name: "f" },
@@ -165,6 +165,7 @@ describe("metrics", () => {
       assert.match(text, /^inginious_agent_jobs_running 3$/m);
       assert.match(text, /^inginious_agent_jobs_queued 2$/m);
       assert.match(text, /^inginious_agent_free_slots 1$/m);
+      assert.match(text, /^inginious_agent_warm_containers 1$/m);
       assert.match(text, /^inginious_agent_docker_errors_total\{call="POST \/containers\/\{id\}\/kill",status="404"\} 1$/m);
       assert.match(text, /^inginious_agent_backend_reconnects_total 2$/m);
       assert.match(text, /^inginious_agent_docker_event_stream_restarts_total 1$/m);

@@ -12,6 +12,7 @@ import path from "node:path";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
+import { transferableSymbol, valueSymbol } from "piscina";
 import { createLogger, type Logger } from "../src/log.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
 import { decodeArchive } from "../src/protocol/archive.js";
@@ -22,6 +23,8 @@ import {
   type ContainerMessage,
 } from "../src/protocol/container-stream.js";
 import { checkGradingResult } from "../src/protocol/grading-result.js";
+import { encodeAgentMessage } from "../src/protocol/messages.js";
+import { resultDone } from "../src/jobs/outcome.js";
 import { type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
@@ -290,7 +293,11 @@ class JobRun {
       return { kind: "no-result", text: "The grader did not return any result.", timeout, oomKilled };
     }
     try {
-      return { kind: "result", result: this.checkResult(rawResult), timeout, oomKilled };
+      // Encoded here, so that the main thread only forwards the bytes (results can weigh tens of MB).
+      const done = resultDone(t.jobId, this.checkResult(rawResult));
+      return {
+        kind: "encoded-result", result: done.result[0], grade: done.grade, frame: encodeAgentMessage(done), timeout, oomKilled,
+      };
     } catch (err) {
       return { kind: "crash", text: (err as Error).message, timeout, oomKilled };
     } finally {
@@ -721,7 +728,17 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   }
 }
 
-/** piscina calls this for every job. */
-export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
-  return new JobRun(task).run();
+/** piscina calls this for every job. A large encoded result is moved to the main thread, not copied. */
+export default async function runJob(task: JobTask): Promise<WorkerOutcome | Transferred<WorkerOutcome>> {
+  const outcome = await new JobRun(task).run();
+  if (outcome.kind === "encoded-result" && outcome.frame.byteLength >= 64 * 1024) {
+    // a buffer this size never comes from Node's shared pool: it is this frame's alone
+    return { [transferableSymbol]: [outcome.frame.buffer], [valueSymbol]: outcome };
+  }
+  return outcome;
+}
+
+interface Transferred<T> {
+  [transferableSymbol]: ArrayBufferLike[];
+  [valueSymbol]: T;
 }

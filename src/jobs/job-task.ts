@@ -4,6 +4,7 @@
  */
 import type { MessagePort } from "node:worker_threads";
 import type { ContainerRole } from "../docker/labels.js";
+import type { JobResultKind } from "../protocol/messages.js";
 
 export interface StudentEnvironment {
   image: string;
@@ -118,5 +119,7 @@ interface Observed {
 /** What the worker saw; the main thread adds kills and oom events and decides the outcome. */
 export type WorkerOutcome =
   | ({ kind: "result"; result: CheckedResult } & Observed)
+  /** The container's result, already encoded as the job's AgentJobDone by the worker. */
+  | ({ kind: "encoded-result"; result: JobResultKind; grade: number; frame: Uint8Array } & Observed)
   | ({ kind: "no-result"; text: string } & Observed)
   | ({ kind: "crash"; text: string } & Observed);

@@ -1,6 +1,6 @@
 /** Turns what happened to a job into its one AgentJobDone (protocol.md section 4, outcome precedence). */
-import type { AgentJobDone, JobResultKind } from "../protocol/messages.js";
-import type { WorkerOutcome } from "./job-task.js";
+import type { AgentJobDone, EncodedJobDone, JobResultKind } from "../protocol/messages.js";
+import type { CheckedResult, WorkerOutcome } from "./job-task.js";
 
 export interface JobFacts {
   jobId: string;
@@ -39,19 +39,9 @@ export function jobDone(
   };
 }
 
-/** killed > timeout > overflow > the container's own result (or the crash the worker saw). */
-export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJobDone {
-  const plain = { stdout: "", stderr: "" };
-  if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
-  if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);
-  if (facts.oomEvent || outcome.oomKilled) return jobDone(facts.jobId, "overflow", "", facts.previousState, plain);
-  if (outcome.diskExceededBytes !== undefined) {
-    const mb = Math.round(outcome.diskExceededBytes / 1024 / 1024);
-    return jobDone(facts.jobId, "overflow", `The job wrote too much to disk (${mb} MB, over its limit).`, facts.previousState, plain);
-  }
-  if (outcome.kind !== "result") return jobDone(facts.jobId, "crash", outcome.text, facts.previousState, plain);
-  const r = outcome.result;
-  return jobDone(facts.jobId, r.result as JobResultKind, r.text, r.state, {
+/** The AgentJobDone that carries a container's own (checked) result. */
+export function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
+  return jobDone(jobId, r.result as JobResultKind, r.text, r.state, {
     grade: r.grade ?? undefined,
     problems: r.problems,
     tests: r.tests,
@@ -60,4 +50,21 @@ export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJo
     stdout: r.stdout,
     stderr: r.stderr,
   });
+}
+
+/** killed > timeout > overflow > the container's own result (or the crash the worker saw). */
+export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJobDone | EncodedJobDone {
+  const plain = { stdout: "", stderr: "" };
+  if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
+  if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);
+  if (facts.oomEvent || outcome.oomKilled) return jobDone(facts.jobId, "overflow", "", facts.previousState, plain);
+  if (outcome.diskExceededBytes !== undefined) {
+    const mb = Math.round(outcome.diskExceededBytes / 1024 / 1024);
+    return jobDone(facts.jobId, "overflow", `The job wrote too much to disk (${mb} MB, over its limit).`, facts.previousState, plain);
+  }
+  if (outcome.kind === "encoded-result") {
+    return { type: "EncodedJobDone", job_id: facts.jobId, result: outcome.result, grade: outcome.grade, frame: outcome.frame };
+  }
+  if (outcome.kind !== "result") return jobDone(facts.jobId, "crash", outcome.text, facts.previousState, plain);
+  return resultDone(facts.jobId, outcome.result);
 }

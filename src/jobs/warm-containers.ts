@@ -47,6 +47,11 @@ export class WarmContainers {
     return this.ids;
   }
 
+  /** Containers ready for a job right now. */
+  get ready(): number {
+    return this.pool.size;
+  }
+
   noteDemand(key: string): void {
     this.pool.noteDemand(key);
   }

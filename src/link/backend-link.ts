@@ -7,7 +7,7 @@ import { Dealer } from "zeromq";
 import type { GradingAgent } from "../agent.js";
 import type { Logger } from "../log.js";
 import {
-  BadFrameError, decodeBackendMessage, encodeAgentMessage, type AgentMessage,
+  BadFrameError, decodeBackendMessage, encodeOutgoing, type OutgoingMessage,
 } from "../protocol/messages.js";
 import { SendQueue } from "./send-queue.js";
 
@@ -63,8 +63,8 @@ export class BackendLink {
     }
   }
 
-  private send(message: AgentMessage): void {
-    this.queue?.push(encodeAgentMessage(message));
+  private send(message: OutgoingMessage): void {
+    this.queue?.push(encodeOutgoing(message));
   }
 
   private async session(): Promise<void> {

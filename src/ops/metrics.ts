@@ -28,6 +28,8 @@ export interface MetricsSources {
   runningJobs(): number;
   /** Jobs waiting for a slot. */
   queuedJobs(): number;
+  /** Warm grading containers ready for a job. */
+  warmContainers(): number;
   backendReconnects(): number;
   /** performance.now() of the backend's last message, or null when none came yet. */
   lastBackendMessageAt(): number | null;
@@ -114,6 +116,10 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   new Gauge({
     name: `${METRIC_PREFIX}jobs_queued`, help: "Jobs accepted and waiting for a free slot.",
     registers: [registry], collect() { this.set(src.queuedJobs()); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}warm_containers`, help: "Warm grading containers started ahead and waiting for a job (see --warm).",
+    registers: [registry], collect() { this.set(src.warmContainers()); },
   });
   new Gauge({
     name: `${METRIC_PREFIX}free_slots`, help: "Job slots not taken by a running job.",

@@ -37,6 +37,7 @@ export async function startOps(config: AgentConfig, agent: GradingAgent, link: B
     concurrency: config.concurrency,
     runningJobs: () => agent.dispatchedJobs,
     queuedJobs: () => agent.queuedJobs,
+    warmContainers: () => agent.warmContainers,
     backendReconnects: () => link.reconnects,
     lastBackendMessageAt: () => link.lastReceivedAt,
     dockerEventRestarts: () => agent.dockerEventRestarts,

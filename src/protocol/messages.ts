@@ -57,6 +57,21 @@ export interface Pong {
 }
 export type AgentMessage = AgentHello | AgentJobStarted | AgentJobDone | AgentJobSSHDebug | Pong;
 
+/**
+ * An AgentJobDone a worker already encoded (results can carry tens of MB: encoding them is kept
+ * off the main thread). The fields beside the frame are for logs and observers only.
+ */
+export interface EncodedJobDone {
+  type: "EncodedJobDone";
+  job_id: string;
+  result: JobResultKind;
+  grade: number;
+  frame: Uint8Array;
+}
+
+/** What the agent hands to its link: a message to encode, or one encoded already. */
+export type OutgoingMessage = AgentMessage | EncodedJobDone;
+
 export interface BackendNewJob {
   type: "BackendNewJob";
   job_id: string;
@@ -143,6 +158,30 @@ export function encodeAgentMessage(m: AgentMessage): Buffer {
     case "Pong":
       return pack({ "@type": m.type });
   }
+}
+
+/** The frame for an outgoing message (an encoded one is used as it is). */
+export function encodeOutgoing(m: OutgoingMessage): Buffer {
+  if (m.type === "EncodedJobDone") return Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength);
+  return encodeAgentMessage(m);
+}
+
+/** Reads back an encoded AgentJobDone (the `grade` command prints it). */
+export function decodeJobDone(frame: Uint8Array): AgentJobDone {
+  const raw = unpack(frame) as Record<string, unknown>;
+  return {
+    type: "AgentJobDone",
+    job_id: raw["job_id"] as string,
+    result: raw["result"] as [JobResultKind, string],
+    grade: raw["grade"] as number,
+    problems: raw["problems"] as Record<string, unknown>,
+    tests: raw["tests"] as Record<string, unknown>,
+    custom: raw["custom"] as Record<string, unknown>,
+    state: raw["state"] as string,
+    archive: (raw["archive"] as Uint8Array | null) ?? null,
+    stdout: (raw["stdout"] as string | null) ?? null,
+    stderr: (raw["stderr"] as string | null) ?? null,
+  };
 }
 
 /** Encodes a backend message (used by tests and the bench, which play the backend). */
