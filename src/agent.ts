@@ -425,7 +425,9 @@ export class GradingAgent {
       } else this.dispatch(job, task);
     }
     if (!this.draining && !this.closing && this.pool !== null) {
-      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length);
+      // One free slot is kept out of the budget: near saturation, a warm container being made
+      // would only compete with the next job's own container for the engine.
+      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length - 1);
     }
   }
 
