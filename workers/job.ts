@@ -12,7 +12,6 @@ import path from "node:path";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
-import { transferableSymbol, valueSymbol } from "piscina";
 import { createLogger, type Logger } from "../src/log.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
 import { decodeArchive } from "../src/protocol/archive.js";
@@ -728,17 +727,7 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   }
 }
 
-/** piscina calls this for every job. A large encoded result is moved to the main thread, not copied. */
-export default async function runJob(task: JobTask): Promise<WorkerOutcome | Transferred<WorkerOutcome>> {
-  const outcome = await new JobRun(task).run();
-  if (outcome.kind === "encoded-result" && outcome.frame.byteLength >= 64 * 1024) {
-    // a buffer this size never comes from Node's shared pool: it is this frame's alone
-    return { [transferableSymbol]: [outcome.frame.buffer], [valueSymbol]: outcome };
-  }
-  return outcome;
-}
-
-interface Transferred<T> {
-  [transferableSymbol]: ArrayBufferLike[];
-  [valueSymbol]: T;
+/** piscina calls this for every job. */
+export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
+  return new JobRun(task).run();
 }
