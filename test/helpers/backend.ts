@@ -68,9 +68,12 @@ export class FakeBackend {
     from = 0,
   ): Promise<Received> {
     const deadline = performance.now() + timeoutMs;
+    let checked = from; // each message is looked at once, however many arrive
     for (;;) {
-      const hit = this.received.slice(from).find((r) => pred(r.message, r));
-      if (hit) return hit;
+      for (; checked < this.received.length; checked++) {
+        const r = this.received[checked]!;
+        if (pred(r.message, r)) return r;
+      }
       const left = deadline - performance.now();
       if (left <= 0) {
         const types = this.received.map((r) => r.message["@type"]).join(", ");
