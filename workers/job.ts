@@ -231,11 +231,13 @@ class JobRun {
     stream.write(encodeContainerMessage(start as { type: string } & Record<string, Packable>));
 
     const decoder = new ContainerStreamDecoder(t.maxMessageBytes);
+    let lastChunkAt = performance.now();
     let rawResult: unknown = undefined;
     let streamError: string | null = null;
     const reading = (async () => {
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
+          lastChunkAt = performance.now();
           for (const msg of decoder.push(chunk)) {
             if (msg.type === "result") rawResult = msg["result"];
             else this.onMessage(msg, log);
@@ -257,7 +259,12 @@ class JobRun {
     if (streamError !== null || this.fatal !== null) await this.killQuietly(container);
     const exitCode = await exited;
     this.phase("run");
-    await within(reading, 2000, undefined);
+    // After the exit, the rest of the output may still be on its way (a big result, a busy engine):
+    // keep reading while bytes keep coming, and stop after 2 s without any.
+    let readingDone = false;
+    void reading.then(() => (readingDone = true));
+    lastChunkAt = Math.max(lastChunkAt, performance.now());
+    while (!readingDone && performance.now() - lastChunkAt < 2000) await within(reading, 200, undefined);
     (stream as unknown as { destroy(): void }).destroy();
     watch.stop();
     this.disk?.stop();
