@@ -94,8 +94,6 @@ export class GradingAgent {
   private reconcileTimer: NodeJS.Timeout | null = null;
   /** Where messages for the backend go; replaced by the link on each connection. */
   send: (message: OutgoingMessage) => void = () => {};
-  /** Number of jobs closed, for tests and the bench. */
-  jobsClosed = 0;
   /** Observers' view of the agent: one event per closed job. */
   readonly observed = new EventEmitter<AgentEvents>();
 
@@ -254,7 +252,6 @@ export class GradingAgent {
     const crash = (text: string, why: string): void => {
       log.warn({ reason: why }, "job refused");
       this.recent.add(msg.job_id);
-      this.jobsClosed++;
       this.send(jobDone(msg.job_id, "crash", text, previousState));
       this.observed.emit("jobClosed", { jobId: msg.job_id, result: "crash", totalMs: 0, queueMs: null, timings: {} });
     };
@@ -485,7 +482,6 @@ export class GradingAgent {
         this.oomContainers.delete(containerId);
       },
       wasOutOfMemory: (containerId) => this.oomContainers.has(containerId),
-      isKilled: (jobId) => this.jobs.get(jobId)?.killed ?? true,
       allocatePorts: (jobId, count) => {
         const job = this.jobs.get(jobId);
         if (job === undefined || this.debugHostValue === null) return null;
@@ -504,7 +500,6 @@ export class GradingAgent {
         job.sshSent = true;
         this.send({ type: "AgentJobSSHDebug", job_id: jobId, host: this.debugHostValue, port, user, password });
       },
-      debugHost: () => this.debugHostValue,
     };
   }
 
@@ -550,7 +545,6 @@ export class GradingAgent {
     this.jobs.delete(job.id);
     this.recent.add(job.id);
     this.ports.release(job.ports);
-    this.jobsClosed++;
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
     this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings }, "job done");

@@ -75,14 +75,10 @@ export interface MainApi {
   containerRemoved(jobId: string, containerId: string): void;
   /** True when the engine reported an `oom` event for this container. */
   wasOutOfMemory(containerId: string): boolean;
-  /** True once the backend asked to kill the job. */
-  isKilled(jobId: string): boolean;
   allocatePorts(jobId: string, count: number): number[] | null;
   releasePorts(jobId: string, ports: number[]): void;
   /** Forwards SSH debug access; ignored after the first one of a job. */
   sshDebug(jobId: string, port: number, user: string, password: string): void;
-  /** The host to advertise for SSH debug, or null when SSH debug is off. */
-  debugHost(): string | null;
 }
 
 export interface CheckedResult {
