@@ -43,7 +43,7 @@ describe("hello and environments", () => {
     assert.equal(envs["docker"]!["test-root"], undefined, "need_root only on a root runtime");
     assert.ok(envs["rootdocker"]!["test-root"], "need_root on the root runtime");
     assert.equal(envs["docker"]!["test-hidden"]!["advertised"], false, "advertise=false is announced as not advertised");
-    assert.ok(s.agent.logs.some((l) => /agent version 3/.test(l.msg)), "the ignored image is logged");
+    await s.agent.waitLog((l) => /agent version 3/.test(l.msg), 5000);
   });
 });
 
@@ -69,8 +69,9 @@ describe("pings and bad frames", () => {
     const from = s.backend.received.length;
     await s.backend.send({ type: "Ping" });
     await s.backend.waitType("Pong", 5000, from);
-    const dropped = s.agent.logs.filter((l) => l.msg === "dropped a bad frame from the backend");
-    assert.equal(dropped.length, 5);
+    const dropped = await s.agent.waitLogs((l) => l.msg === "dropped a bad frame from the backend", 5, 5000);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(s.agent.logs.filter((l) => l.msg === "dropped a bad frame from the backend").length, 5, "one line per bad frame, no more");
     assert.ok(dropped.every((l) => typeof l["reason"] === "string" && typeof l["size"] === "number"));
   });
 

@@ -14,7 +14,7 @@ describe("metrics after jobs of each outcome", () => {
   before(async () => {
     s = await startOpsSession(["--metrics-port", "0"]);
     port = s.port!;
-    assert.ok(s.agent.logs.some((l) => l.msg === "metrics server listening" && l["host"] === "127.0.0.1"), "binds the loopback address by default");
+    await s.agent.waitLog((l) => l.msg === "metrics server listening" && l["host"] === "127.0.0.1", 5000);
   });
   // Checked once, after the agent stopped: warm containers may stand between jobs.
   after(() => s.end());

@@ -190,7 +190,7 @@ describe("configuration from the environment", () => {
     }
     const s = await startOpsSession([], { INGINIOUS_AGENT_SSH: "no" });
     try {
-      assert.ok(s.agent.logs.some((l) => l.msg === "using runtime" && l["envtype"] === "docker"));
+      await s.agent.waitLog((l) => l.msg === "using runtime" && l["envtype"] === "docker", 5000);
       assert.ok(!s.agent.logs.some((l) => l.msg === "using runtime" && l["envtype"] === "docker-ssh"), "INGINIOUS_AGENT_SSH=no is not --ssh");
     } finally {
       await s.end();

@@ -43,7 +43,8 @@ export class AgentProcess {
       }
     });
     this.child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+    // "close" rather than "exit": it fires once stdout is drained, so every log line is in `logs`.
+    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
   get pid(): number {
@@ -65,12 +66,22 @@ export class AgentProcess {
   }
 
   async waitLog(pred: (l: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
+    return (await this.waitLogs(pred, 1, timeoutMs))[0]!;
+  }
+
+  /**
+   * Waits until at least `count` log lines match. Logs come through a pipe, so a line written
+   * before a wire message may still be in flight when that message arrives.
+   */
+  async waitLogs(pred: (l: LogLine) => boolean, count: number, timeoutMs = 20_000): Promise<LogLine[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const hit = this.logs.find(pred);
-      if (hit) return hit;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for a log line; stderr: ${this.stderr.join("")}`);
-      await new Promise((r) => setTimeout(r, 50));
+      const hits = this.logs.filter(pred);
+      if (hits.length >= count) return hits;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${count} matching log line(s), saw ${hits.length}; stderr: ${this.stderr.join("")}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 }
