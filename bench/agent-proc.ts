@@ -7,13 +7,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, promises as fs } from "node:fs";
 import path from "node:path";
 
-export interface LoopSnapshot {
-  p50: number;
-  p99: number;
-  max: number;
-  rss: number;
-  cpu: { user: number; system: number };
-}
+import type { LoopSnapshot } from "../src/loop-monitor.js";
+export type { LoopSnapshot };
 
 export interface LogLine {
   time?: string;
@@ -56,19 +51,22 @@ export class AgentProc {
     return !this.hasExited;
   }
 
-  /** Resets the agent's event-loop delay histogram. */
-  resetLoopStats(): void {
-    if (this.alive) this.child.kill("SIGUSR2");
-  }
-
-  async readSnapshot(): Promise<LoopSnapshot | null> {
-    for (let i = 0; i < 5; i++) {
+  /**
+   * Ends the agent's event-loop delay window and starts the next one (SIGUSR2): the agent
+   * writes the ended window's figures to its stats file. Returns them, or null if none came.
+   */
+  async loopWindow(): Promise<LoopSnapshot | null> {
+    if (!this.alive) return null;
+    const asked = Date.now();
+    this.child.kill("SIGUSR2");
+    for (let i = 0; i < 100; i++) {
       try {
-        return JSON.parse(await fs.readFile(this.statsFile, "utf8")) as LoopSnapshot;
+        const snap = JSON.parse(await fs.readFile(this.statsFile, "utf8")) as LoopSnapshot;
+        if (snap.at >= asked) return snap;
       } catch {
-        // not written yet, or read while being written
-        await new Promise((r) => setTimeout(r, 20));
+        // not written yet
       }
+      await new Promise((r) => setTimeout(r, 20));
     }
     return null;
   }

@@ -610,10 +610,9 @@ function medianPhases(items: Array<Record<string, number>>): Record<string, numb
   return out;
 }
 
-/** Event-loop delay over a window: SIGUSR2 at its start, then the agent's 60 s log lines and its last snapshot. */
+/** Event-loop delay over a window opened by loopWindow() at t0: the agent's 60 s log lines and the window's own figures. */
 async function loopDelayWindow(agent: AgentProc, t0: number): Promise<LoopDelay | null> {
-  await sleep(650); // a snapshot written after the window's end
-  const snap = await agent.readSnapshot();
+  const snap = await agent.loopWindow();
   const logs = await agent.readLog();
   const segments: Array<{ p50: number; p99: number; max: number }> = [];
   for (const l of logs) {
@@ -840,7 +839,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     trivialDone = 0; // the leak check counts jobs from the idle-after-warm-up reading
     const idleT0 = now();
-    a.resetLoopStats();
+    await a.loopWindow();
     const idleCpu0 = cpuSnap(a.pid, daemons);
     await sleep(opts.settleMs);
     const idleCpu1 = cpuSnap(a.pid, daemons);
@@ -952,7 +951,7 @@ export async function main(argv: string[]): Promise<number> {
         threadsMax = Math.max(threadsMax, s.threads);
       }
     }, 100);
-    a.resetLoopStats();
+    await a.loopWindow();
     const l0 = cpuSnap(a.pid, daemons);
     const big = await agentBatch(wire, opts.bigJobs, twoX, (i) => bigJob(`big-${i + 1}`, opts.bigBytes), 300_000);
     const l1 = cpuSnap(a.pid, daemons);

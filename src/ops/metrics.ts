@@ -69,7 +69,7 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   // process_* (CPU, memory, file descriptors) and nodejs_* metrics, among them the event-loop
   // delay from a perf_hooks histogram: nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds,
   // measured since the previous scrape.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
 
   new Gauge({
     name: `${METRIC_PREFIX}info`, help: "Always 1; the labels name this agent (agent = the label its containers carry).",
