@@ -8,11 +8,13 @@
  */
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
 import { createLogger, type Logger } from "../src/log.js";
+import { connectDocker } from "../src/docker/engine.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
 import { decodeArchive } from "../src/protocol/archive.js";
 import {
@@ -28,13 +30,18 @@ import { type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
-import { fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory, type JobPaths } from "../src/jobs/job-directory.js";
-import { cpuUsageNs } from "../src/limits/container-watch.js";
+import {
+  fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory, removeJobDirectorySync, type JobPaths,
+} from "../src/jobs/job-directory.js";
+import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
+import { cpuUsageNs, statsDelayMs } from "../src/limits/container-watch.js";
 import type {
   CheckedResult, JobTask, MainApi, PhaseTimings, WarmCreated, WarmTask, WorkerOutcome,
 } from "../src/jobs/job-task.js";
 
-const docker = new Docker();
+const docker = connectDocker();
+/** Containers get no CPU quota: each may use every CPU of the host. */
+const HOST_CPUS = os.cpus().length;
 // Engine errors of this thread are counted by the main thread's metrics.
 instrumentDocker(docker, relayDockerError);
 let logger: Logger | null = null;
@@ -128,8 +135,10 @@ function gradingContainerSpec(
   };
 }
 
-/** CPU time a container has used so far (one stats sample, without waiting for a second one). */
-async function cpuNow(container: Docker.Container): Promise<number> {
+/** CPU time a container has used so far: from its cgroup, else one stats sample (without waiting for a second one). */
+async function cpuNow(container: Docker.Container, cgroupVersion: 1 | 2): Promise<number> {
+  const fromCgroup = cgroupCpuNs(container.id, cgroupVersion);
+  if (fromCgroup !== null) return fromCgroup;
   try {
     const stats = await container.stats({ stream: false, "one-shot": true } as never);
     return cpuUsageNs(stats) ?? 0;
@@ -208,7 +217,9 @@ class JobRun {
       ({ container, stream } = created);
     }
     const log = this.log.child({ container: container.id });
-    const watch = watchLimits(container, { cpuSeconds: t.time, wallSeconds: t.hardTime, cpuBaselineNs }, log);
+    const watch = watchLimits(container, {
+      cpuSeconds: t.time, wallSeconds: t.hardTime, cpuBaselineNs, statsDelayMs: statsDelayMs(t.time, HOST_CPUS),
+    }, log);
     const memoryEvents = this.followMemoryEvents(container.id);
     if (t.diskMb !== null) await this.watchDiskLimit(container, t.diskMb, log);
     let engineLost: string | null = null;
@@ -276,7 +287,10 @@ class JobRun {
     }));
 
     memoryEvents.stop();
-    const oomKilled = await this.inspectOomKilled(container, memoryEvents.last());
+    // On cgroup v1 the OOM killer is off in our containers: the agent kills on the engine's `oom`
+    // event (the main thread counts that), so only a killed container (137) is worth an inspect.
+    const mayBeOom = t.cgroupVersion !== 1 || exitCode === 137 || exitCode < 0;
+    const oomKilled = mayBeOom ? await this.inspectOomKilled(container, memoryEvents.last()) : false;
     const timeout = watch.exceeded !== null;
     log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
 
@@ -315,7 +329,7 @@ class JobRun {
   private async createAndStart(): Promise<{ container: Docker.Container; stream: NodeJS.ReadWriteStream } | { text: string }> {
     const t = this.task;
     try {
-      this.paths = await prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+      this.paths = prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
       this.phase("prepare");
     } catch (err) {
       this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
@@ -374,11 +388,13 @@ class JobRun {
     }
     try {
       const bytes = t.memoryMb * 1024 * 1024;
-      const [, , stream] = await Promise.all([
-        fillJobDirectory(this.paths, t.taskDir, t.courseDir),
+      const calls = Promise.all([
         container.update({ Memory: bytes, MemorySwap: bytes }),
         container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }),
       ]);
+      calls.catch(() => {}); // awaited below; a copy error must not leave it unhandled
+      fillJobDirectory(this.paths, t.taskDir, t.courseDir); // while the engine answers
+      const [, stream] = await calls;
       this.stdin = stream as NodeJS.ReadWriteStream;
       this.phase("prepare");
       log.debug("adopted warm grading container");
@@ -624,7 +640,9 @@ class JobRun {
     try {
       await container.start();
       clog.debug("started student container");
-      watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime }, clog);
+      watch = watchLimits(container, {
+        cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelayMs(req.time, HOST_CPUS),
+      }, clog);
       const r = (await container.wait()) as { StatusCode?: number };
       code = r?.StatusCode ?? -1;
     } catch (err) {
@@ -634,7 +652,8 @@ class JobRun {
       return retval(254);
     }
     watch.stop();
-    const oom = (await this.api.wasOutOfMemory(container.id)) || (await this.inspectOomKilled(container));
+    const mayBeOom = this.task.cgroupVersion !== 1 || code === 137 || code < 0;
+    const oom = (await this.api.wasOutOfMemory(container.id)) || (mayBeOom && (await this.inspectOomKilled(container)));
     const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
     clog.debug({ retval: value }, "student container ended");
     retval(value);
@@ -676,7 +695,7 @@ class JobRun {
       await this.api.containerRemoved(this.task.jobId, this.grading.id);
     }
     try {
-      await removeJobDirectory(this.task.jobDir);
+      removeJobDirectorySync(this.task.jobDir);
     } catch (err) {
       await this.removeAsRoot(err as Error);
     }
@@ -724,7 +743,7 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
     await container.start();
     // Let the container side reach its read of `start`, then note what it used getting there.
     await new Promise((r) => setTimeout(r, 300));
-    const cpuBaselineNs = await cpuNow(container);
+    const cpuBaselineNs = await cpuNow(container, task.cgroupVersion);
     log.debug({ container: container.id }, "warm grading container ready");
     return { containerId: container.id, cpuBaselineNs };
   } catch (err) {

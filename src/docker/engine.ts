@@ -2,12 +2,27 @@
  * The few Docker calls the agent makes outside a job's own lifecycle, with the
  * engine's benign answers (304 already stopped, 404 gone, 409 in progress) handled by name.
  */
+import http from "node:http";
+import { inspect } from "node:util";
 import Docker from "dockerode";
 import type { Logger } from "../log.js";
 
+/**
+ * A client of the engine (DOCKER_HOST, or /var/run/docker.sock). Its connections are kept
+ * alive and reused: a job makes a handful of short calls, and a fresh connection for each
+ * costs more of the agent's CPU than the call itself. Streams (attach, wait, events) hold a
+ * connection of their own while they last. Over TLS or ssh, dockerode's own handling stays in charge.
+ */
 export function connectDocker(): Docker {
-  // dockerode reads DOCKER_HOST or uses /var/run/docker.sock
-  return new Docker();
+  const host = process.env["DOCKER_HOST"] ?? "";
+  const plain = host === "" || host.startsWith("unix://") || (host.startsWith("tcp://") && !process.env["DOCKER_TLS_VERIFY"]);
+  if (!plain) return new Docker();
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 32 });
+  // docker-modem formats each request's options with util.inspect (showHidden, no depth limit)
+  // for its debug log, enabled or not: walking a live Agent and its sockets would cost more
+  // than the request.
+  Object.defineProperty(agent, inspect.custom, { value: () => "[docker keep-alive agent]" });
+  return new Docker({ agent } as Docker.DockerOptions);
 }
 
 export function statusOf(err: unknown): number | undefined {

@@ -4,8 +4,9 @@
  *   or empty), course/common/student/. Directories containers write to are mode 0777.
  * A marker file names the agent that made it, so that a later run removes only its own.
  */
-import { constants as fsc, promises as fs } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, promises as fs, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { copyTree } from "./copy-tree.js";
 
 export const JOB_DIR_PREFIX = "job-";
 export const JOB_DIR_MARKER = ".inginious-agent-docker";
@@ -36,43 +37,32 @@ export function jobPaths(root: string): JobPaths {
   };
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.access(p, fsc.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
+function mkdirOpen(p: string): void {
+  mkdirSync(p, { recursive: true });
+  chmodSync(p, 0o777);
 }
 
-async function mkdirOpen(p: string): Promise<void> {
-  await fs.mkdir(p, { recursive: true });
-  await fs.chmod(p, 0o777);
-}
+/*
+ * Making and filling a job directory runs in pool threads and is synchronous: a handful of
+ * blocking system calls there cost far less CPU than a promise around each of them.
+ */
 
 /** Creates and fills the job directory. `root` must not exist yet. */
-export async function prepareJobDirectory(
-  root: string,
-  marker: string,
-  taskDir: string | null,
-  courseDir: string | null,
-): Promise<JobPaths> {
+export function prepareJobDirectory(root: string, marker: string, taskDir: string | null, courseDir: string | null): JobPaths {
   const p = jobPaths(root);
-  await fs.mkdir(root, { mode: 0o777 });
-  await fs.chmod(root, 0o777);
-  await fs.writeFile(path.join(root, JOB_DIR_MARKER), marker);
-  await mkdirOpen(p.sockets);
-  if (taskDir !== null) {
-    await fs.cp(taskDir, p.task, { recursive: true, errorOnExist: false, force: true });
-  }
-  await mkdirOpen(p.task);
-  await mkdirOpen(p.student);
-  await fs.mkdir(path.join(root, "course"), { recursive: true });
+  mkdirSync(root, { mode: 0o777 });
+  chmodSync(root, 0o777);
+  writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
+  mkdirOpen(p.sockets);
+  if (taskDir !== null) copyTree(taskDir, p.task);
+  mkdirOpen(p.task);
+  mkdirOpen(p.student);
+  mkdirSync(path.join(root, "course"), { recursive: true });
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
-  if (common !== null && (await exists(common))) await fs.cp(common, p.courseCommon, { recursive: true });
-  await fs.mkdir(p.courseCommon, { recursive: true });
+  if (common !== null && existsSync(common)) copyTree(common, p.courseCommon);
+  mkdirSync(p.courseCommon, { recursive: true });
   const commonStudent = common !== null ? path.join(common, "student") : null;
-  if (commonStudent === null || !(await exists(commonStudent))) await fs.mkdir(p.courseCommonStudent, { recursive: true });
+  if (commonStudent === null || !existsSync(commonStudent)) mkdirSync(p.courseCommonStudent, { recursive: true });
   return p;
 }
 
@@ -80,12 +70,32 @@ export async function prepareJobDirectory(
  * Fills an existing, bound job directory in place (warm containers): the task's files into task/,
  * `$common` into course/common/. The directories themselves must stay: mounts pin them.
  */
-export async function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir: string | null): Promise<void> {
-  if (taskDir !== null) await fs.cp(taskDir, p.task, { recursive: true, force: true });
-  await mkdirOpen(p.student);
+export function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir: string | null): void {
+  if (taskDir !== null) copyTree(taskDir, p.task);
+  mkdirOpen(p.student);
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
-  if (common !== null && (await exists(common))) await fs.cp(common, p.courseCommon, { recursive: true, force: true });
-  await fs.mkdir(p.courseCommonStudent, { recursive: true });
+  if (common !== null && existsSync(common)) copyTree(common, p.courseCommon);
+  mkdirSync(p.courseCommonStudent, { recursive: true });
+}
+
+function removeError(root: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") {
+    return new Error(
+      `cannot remove job directory ${root}: permission denied on files a container wrote as another user; ` +
+        `run the agent as root (or as a user allowed to remove them)`,
+    );
+  }
+  return err;
+}
+
+/** removeJobDirectory for pool threads (see above). */
+export function removeJobDirectorySync(root: string): void {
+  try {
+    rmSync(root, { recursive: true, force: true, maxRetries: 2 });
+  } catch (err) {
+    throw removeError(root, err);
+  }
 }
 
 /** Removes a job directory; says plainly when files written by containers cannot be removed. */
@@ -93,13 +103,6 @@ export async function removeJobDirectory(root: string): Promise<void> {
   try {
     await fs.rm(root, { recursive: true, force: true, maxRetries: 2 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EACCES" || code === "EPERM") {
-      throw new Error(
-        `cannot remove job directory ${root}: permission denied on files a container wrote as another user; ` +
-          `run the agent as root (or as a user allowed to remove them)`,
-      );
-    }
-    throw err;
+    throw removeError(root, err);
   }
 }

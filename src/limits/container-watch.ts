@@ -3,6 +3,10 @@
  * stats stream (`cpu_stats.cpu_usage.total_usage`, ns), wall time from a timer started
  * when the container starts. On the first limit crossed it kills the container once.
  * `log` is expected to carry the container's id already.
+ *
+ * The stats stream opens late (statsDelayMs): a container on `cores` CPUs cannot use more than
+ * `cores` CPU-seconds per second, so before half its limit could be spent there is nothing to
+ * watch, and most jobs are over by then. That spares the engine a stats collector per short job.
  */
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
@@ -22,9 +26,14 @@ export function cpuUsageNs(stats: unknown): number | null {
   return typeof v === "number" ? v : null;
 }
 
+/** How long the stats stream can wait: half the time `cores` CPUs need to spend the limit, at most 1 s. */
+export function statsDelayMs(cpuSeconds: number, cores: number): number {
+  return Math.max(0, Math.min(1000, Math.floor((cpuSeconds * 1000) / Math.max(1, cores) / 2)));
+}
+
 export function watchLimits(
   container: Docker.Container,
-  limits: { cpuSeconds: number; wallSeconds: number; cpuBaselineNs?: number },
+  limits: { cpuSeconds: number; wallSeconds: number; cpuBaselineNs?: number; statsDelayMs?: number },
   log: Logger,
 ): LimitWatch {
   let exceeded: LimitExceeded | null = null;
@@ -50,7 +59,7 @@ export function watchLimits(
   timer.unref();
 
   const limitNs = limits.cpuSeconds * 1e9;
-  container
+  const openStats = (): void => void container
     .stats({ stream: true })
     .then((stream) => {
       statsStream = stream as unknown as NodeJS.ReadableStream;
@@ -74,6 +83,10 @@ export function watchLimits(
     .catch((err: Error) => {
       if (!stopped) log.debug({ err: err.message }, "no stats stream for container");
     });
+  const statsTimer = setTimeout(() => {
+    if (!stopped) openStats();
+  }, limits.statsDelayMs ?? 0);
+  statsTimer.unref();
 
   return {
     get exceeded() {
@@ -85,6 +98,7 @@ export function watchLimits(
     stop() {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(statsTimer);
       if (statsStream) (statsStream as unknown as { destroy(): void }).destroy();
     },
   };
