@@ -1,5 +1,6 @@
 /** Grading containers that misbehave on purpose (image test-raw runs the task's raw.py). */
 import { after, afterEach, before, test } from "node:test";
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { newJob } from "./helpers/backend.js";
@@ -63,6 +64,18 @@ test("a container that exits before reading start: crash", async () => {
 test("a container that closes stdout and hangs ends at the wall-time limit", async () => {
   const d = await raw("hang", "close-stdout-and-hang", { time: 30, hard_time: 4 });
   assert.equal(result(d), "timeout");
+});
+
+test("a 4 MB archive and 3 MB of debug output come through byte for byte", async () => {
+  await s.backend.send(newJob("big-archive", { task_id: "raw", environment: "test-raw", inputdata: { mode: "big-archive" }, debug: true }));
+  const d = await s.backend.done("big-archive", 60_000);
+  assert.equal(result(d), "success", JSON.stringify(d["result"]));
+  const archive = d["archive"] as Uint8Array;
+  assert.ok(archive instanceof Uint8Array && archive.length > 4 * 1024 * 1024);
+  assert.equal(createHash("sha256").update(archive).digest("hex"), (d["result"] as string[])[1], "the archive is the grader's");
+  const stdout = d["stdout"] as string;
+  assert.equal(stdout.length, Math.floor((3 * 1024 * 1024) / 13) * 13);
+  assert.ok(stdout.startsWith("line 0000000\nline 0000001\n") && stdout.endsWith(`line ${String(Math.floor((3 * 1024 * 1024) / 13) - 1).padStart(7, "0")}\n`));
 });
 
 test("a result with 100,000 problems comes through", async () => {

@@ -13,6 +13,7 @@ import path from "node:path";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
+import { move, transferableSymbol, valueSymbol } from "piscina";
 import { createLogger, type Logger } from "../src/log.js";
 import { connectDocker } from "../src/docker/engine.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
@@ -26,7 +27,7 @@ import {
 import { checkGradingResult } from "../src/protocol/grading-result.js";
 import { encodeAgentMessage } from "../src/protocol/messages.js";
 import { resultDone } from "../src/jobs/outcome.js";
-import { type Packable } from "../src/protocol/msgpack.js";
+import { OWN_BUFFER_BYTES, type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
@@ -40,6 +41,19 @@ import type {
 } from "../src/jobs/job-task.js";
 
 const docker = connectDocker();
+
+/**
+ * Pool threads run at a lower priority (nice 10) than the main thread, which must answer the
+ * backend's pings within milliseconds whatever the load: on Linux a nice value is per thread,
+ * and with all the CPUs busy decoding big results the main thread otherwise waited its turn
+ * behind them (Pong p99 of hundreds of ms). Raising one's own nice value needs no privilege.
+ */
+export const POOL_THREAD_NICE = 10;
+try {
+  if (os.getPriority(0) < POOL_THREAD_NICE) os.setPriority(0, POOL_THREAD_NICE);
+} catch {
+  /* not allowed here: run at the main thread's priority */
+}
 /** Containers get no CPU quota: each may use every CPU of the host. */
 const HOST_CPUS = os.cpus().length;
 // Engine errors of this thread are counted by the main thread's metrics.
@@ -754,6 +768,17 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
 }
 
 /** piscina calls this for every job. */
+/**
+ * A big result's frame goes to the main thread by transfer, not by copy: copying tens of MB
+ * there (and faulting in the pages) held the event loop for up to a second. Only a frame with
+ * an ArrayBuffer of its own (pack gives one from OWN_BUFFER_BYTES on) may be transferred: a
+ * small one may share node's buffer pool with other live buffers.
+ */
 export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
-  return new JobRun(task).run();
+  const outcome = await new JobRun(task).run();
+  if (outcome.kind !== "encoded-result" || outcome.frame.byteLength < OWN_BUFFER_BYTES || outcome.frame.byteOffset !== 0) {
+    return outcome;
+  }
+  const buffer = outcome.frame.buffer as ArrayBuffer;
+  return move({ [transferableSymbol]: [buffer], [valueSymbol]: outcome }) as unknown as WorkerOutcome;
 }

@@ -43,11 +43,14 @@ export function unpack(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }
 
+/** Frames at least this big get a buffer of their own (never node's shared pool), so that they can be transferred. */
+export const OWN_BUFFER_BYTES = 64 * 1024;
+
 class Writer {
   private buf: Buffer;
   private pos = 0;
   constructor(initial = 256) {
-    this.buf = Buffer.allocUnsafe(initial);
+    this.buf = initial >= OWN_BUFFER_BYTES ? Buffer.allocUnsafeSlow(initial) : Buffer.allocUnsafe(initial);
   }
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -175,9 +178,36 @@ function write(w: Writer, v: Packable, depth: number): void {
   throw new TypeError(`cannot pack a value of type ${typeof v}`);
 }
 
-/** Encodes a value; object keys keep their insertion order, undefined fields are left out. */
+/**
+ * Bytes `v` packs to at most (each header counted at its longest): the buffer is sized once,
+ * so a result of tens of MB is written without growing and copying it step by step.
+ */
+function packedBound(v: Packable, depth: number): number {
+  if (depth > 512) throw new RangeError("value nested too deeply to pack");
+  if (v === null || v === undefined || typeof v === "boolean") return 1;
+  if (typeof v === "string") return 5 + Buffer.byteLength(v, "utf8");
+  if (typeof v === "number" || typeof v === "bigint" || v instanceof Float64) return 9;
+  if (v instanceof Uint8Array) return 5 + v.length;
+  let n = 5;
+  if (Array.isArray(v)) {
+    for (const item of v) n += packedBound(item, depth + 1);
+  } else if (v instanceof Map) {
+    for (const [k, item] of v) n += packedBound(k, depth + 1) + packedBound(item, depth + 1);
+  } else if (typeof v === "object") {
+    for (const k in v) {
+      if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+      n += 5 + Buffer.byteLength(k, "utf8") + packedBound((v as Record<string, Packable>)[k]!, depth + 1);
+    }
+  }
+  return n;
+}
+
+/**
+ * Encodes a value; object keys keep their insertion order, undefined fields are left out.
+ * A result of OWN_BUFFER_BYTES or more is a view at offset 0 of an ArrayBuffer of its own.
+ */
 export function pack(value: Packable): Buffer {
-  const w = new Writer();
+  const w = new Writer(packedBound(value, 0));
   write(w, value, 0);
   return w.result();
 }
