@@ -26,7 +26,7 @@ import { Job, RecentJobs } from "./jobs/job.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
 import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
 import type {
-  JobTask, MainApi, PhaseTimings, StudentEnvironment, WorkerOutcome,
+  GradingOutcome, JobTask, MainApi, PhaseTimings, StudentEnvironment, WorkerOutcome,
 } from "./jobs/job-task.js";
 import { composeOutcome, jobDone } from "./jobs/outcome.js";
 import { PortPool } from "./limits/port-pool.js";
@@ -58,6 +58,8 @@ export interface JobClosedInfo {
 
 export interface AgentEvents {
   jobClosed: [info: JobClosedInfo];
+  /** A worker finished removing what a job used, after the job's result went out. */
+  jobCleanedUp: [info: { jobId: string; cleanupMs: number | null }];
 }
 
 interface Running {
@@ -438,9 +440,12 @@ export class GradingAgent {
       .run({ ...task, port: channel.port2 }, { transferList: [channel.port2] as never })
       .then(
         (outcome: WorkerOutcome) => {
-          this.close(job, composeOutcome({
-            jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent,
-          }, outcome), outcome.timings);
+          if (outcome.kind === "reported") {
+            this.log.debug({ job: job.id, phases: outcome.timings }, "job cleaned up");
+            this.observed.emit("jobCleanedUp", { jobId: job.id, cleanupMs: outcome.timings?.cleanup ?? null });
+            return;
+          }
+          this.closeWith(job, outcome);
         },
         (err: Error) => {
           this.log.error({ job: job.id, err: err.message }, "worker failed while running the job");
@@ -453,17 +458,38 @@ export class GradingAgent {
         },
       )
       .finally(() => {
-        // Only now: the worker may call the main thread until its very last cleanup step.
+        // Only now: the worker may call the main thread until its very last cleanup step,
+        // and the job's containers (and their published ports) are gone.
         channel.port1.close();
+        this.ports.release(job.ports);
         this.running.delete(job.id);
         this.pump();
       });
     this.running.set(job.id, { job, channel, settled });
   }
 
+  /** Open jobs, and closed ones whose worker is still removing what they used. */
+  private unfinishedJobs(): Job[] {
+    return [...new Set([...this.jobs.values(), ...[...this.running.values()].map((r) => r.job)])];
+  }
+
+  /** A job by id, also once it is closed while its worker still cleans up after it. */
+  private jobOf(jobId: string): Job | undefined {
+    return this.jobs.get(jobId) ?? this.running.get(jobId)?.job;
+  }
+
+  private closeWith(job: Job, outcome: GradingOutcome): void {
+    const facts = { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent };
+    this.close(job, composeOutcome(facts, outcome), outcome.timings);
+  }
+
   /** The calls workers make; each job gets this object on its own MessagePort. */
   private mainApi(): MainApi {
     return {
+      jobOutcome: (jobId, outcome) => {
+        const job = this.jobs.get(jobId);
+        if (job !== undefined) this.closeWith(job, outcome);
+      },
       containerCreated: (jobId, containerId, role) => {
         const job = this.jobs.get(jobId);
         this.containerOwner.set(containerId, jobId);
@@ -477,7 +503,7 @@ export class GradingAgent {
         return true;
       },
       containerRemoved: (jobId, containerId) => {
-        this.jobs.get(jobId)?.containers.delete(containerId);
+        this.jobOf(jobId)?.containers.delete(containerId);
         this.containerOwner.delete(containerId);
         this.oomContainers.delete(containerId);
       },
@@ -490,7 +516,7 @@ export class GradingAgent {
         return got;
       },
       releasePorts: (jobId, ports) => {
-        const job = this.jobs.get(jobId);
+        const job = this.jobOf(jobId);
         for (const p of ports) job?.ports.delete(p);
         this.ports.release(ports);
       },
@@ -544,7 +570,8 @@ export class GradingAgent {
     if (!job.close()) return;
     this.jobs.delete(job.id);
     this.recent.add(job.id);
-    this.ports.release(job.ports);
+    // A running job's ports are released when its worker is done with its containers.
+    if (!this.running.has(job.id)) this.ports.release(job.ports);
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
     this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings }, "job done");
@@ -577,7 +604,7 @@ export class GradingAgent {
    * the backend already failed them) and waits until their containers and directories are gone.
    */
   async abandonAll(reason: string): Promise<void> {
-    const jobs = [...this.jobs.values()];
+    const jobs = this.unfinishedJobs();
     if (jobs.length === 0) return;
     this.log.warn({ jobs: jobs.length, reason }, "abandoning running jobs");
     const send = this.send;
@@ -594,7 +621,7 @@ export class GradingAgent {
     // Every caller waits for the same, single shutdown.
     this.shuttingDown ??= (async () => {
       this.closing = true;
-      const jobs = [...this.jobs.values()];
+      const jobs = this.unfinishedJobs();
       this.log.info({ jobs: jobs.length }, "shutting down");
       await this.endAll(jobs, reason);
       await this.warm.stop();

@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { newJob } from "./helpers/backend.js";
 import { httpGet as get, sample, startOpsSession, type OpsSession } from "./helpers/ops.js";
+import { eventually } from "./helpers/docker.js";
 
 describe("metrics after jobs of each outcome", () => {
   let s: OpsSession;
@@ -49,6 +50,8 @@ describe("metrics after jobs of each outcome", () => {
     const results: Record<string, string> = {};
     for (const [id] of jobs) results[id] = ((await s.backend.done(id))["result"] as string[])[0]!;
 
+    // Results go out before the containers are removed: a job holds its slot until then.
+    await eventually(async () => assert.equal(sample((await get(port, "/metrics")).body, "inginious_agent_jobs_running"), 0));
     // Alone, so that it is surely running (not queued) when killed; jobs_running sees it.
     await s.backend.send(newJob("m-killed", { task_id: "sleep" }));
     const deadline = Date.now() + 20_000;
@@ -88,10 +91,12 @@ describe("metrics after jobs of each outcome", () => {
   });
 
   test("slots are free again once the jobs are gone", async () => {
-    const body = (await get(port, "/metrics")).body;
-    assert.equal(sample(body, "inginious_agent_jobs_running"), 0);
-    assert.equal(sample(body, "inginious_agent_jobs_queued"), 0);
-    assert.equal(sample(body, "inginious_agent_free_slots"), 4);
+    await eventually(async () => {
+      const body = (await get(port, "/metrics")).body;
+      assert.equal(sample(body, "inginious_agent_jobs_running"), 0);
+      assert.equal(sample(body, "inginious_agent_jobs_queued"), 0);
+      assert.equal(sample(body, "inginious_agent_free_slots"), 4);
+    });
   });
 
   test("/healthz says ok with each check; other paths are 404", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { JobParametersError, parseJobParameters } from "../src/jobs/job-params.js";
 import { composeOutcome, defaultGrade, jobDone, type JobFacts } from "../src/jobs/outcome.js";
 import { Job, RecentJobs } from "../src/jobs/job.js";
-import type { CheckedResult, WorkerOutcome } from "../src/jobs/job-task.js";
+import type { CheckedResult, GradingOutcome } from "../src/jobs/job-task.js";
 
 describe("parseJobParameters", () => {
   test("what the INGInious frontend sends", () => {
@@ -80,7 +80,7 @@ const checked = (over: Partial<CheckedResult> = {}): CheckedResult => ({
   custom: { c: 2 }, state: "new-state", archive: Buffer.from([1, 2]), stdout: "out", stderr: "err", ...over,
 });
 
-const resultOutcome = (over: Partial<{ timeout: boolean; oomKilled: boolean; result: CheckedResult }> = {}): WorkerOutcome => ({
+const resultOutcome = (over: Partial<{ timeout: boolean; oomKilled: boolean; result: CheckedResult }> = {}): GradingOutcome => ({
   kind: "result", result: checked(), timeout: false, oomKilled: false, ...over,
 });
 

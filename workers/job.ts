@@ -37,7 +37,7 @@ import {
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs, statsDelayMs } from "../src/limits/container-watch.js";
 import type {
-  CheckedResult, JobTask, MainApi, PhaseTimings, WarmCreated, WarmTask, WorkerOutcome,
+  CheckedResult, GradingOutcome, JobTask, MainApi, PhaseTimings, WarmCreated, WarmTask, WorkerOutcome,
 } from "../src/jobs/job-task.js";
 
 const docker = connectDocker();
@@ -200,22 +200,37 @@ class JobRun {
   }
 
   async run(): Promise<WorkerOutcome> {
-    let outcome: WorkerOutcome;
+    let outcome: GradingOutcome | null = null;
+    let reported = false;
     try {
-      outcome = await this.runGrading();
+      outcome = { ...(await this.runGrading()), timings: { ...this.timings } };
+      // The result goes out now; removing the containers and the directory follows.
+      reported = await this.report(outcome);
     } finally {
       this.phaseStart = performance.now();
       await this.cleanup();
       this.phase("cleanup");
     }
-    return { ...outcome, timings: this.timings };
+    return reported ? { kind: "reported", timings: this.timings } : { ...outcome!, timings: this.timings };
   }
 
-  private crash(text: string): WorkerOutcome {
+  /** Hands the outcome to the main thread (a big frame by transfer); false if that failed. */
+  private async report(outcome: GradingOutcome): Promise<boolean> {
+    try {
+      const frame = outcome.kind === "encoded-result" ? ownedFrame(outcome.frame) : null;
+      await this.api.jobOutcome(this.task.jobId, frame === null ? outcome : Comlink.transfer(outcome, [frame]));
+      return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not report the outcome early: it goes with the end of the task");
+      return false;
+    }
+  }
+
+  private crash(text: string): GradingOutcome {
     return { kind: "crash", text, timeout: false, oomKilled: false };
   }
 
-  private async runGrading(): Promise<WorkerOutcome> {
+  private async runGrading(): Promise<GradingOutcome> {
     const t = this.task;
     let container: Docker.Container;
     let stream: NodeJS.ReadWriteStream;
@@ -769,16 +784,19 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
 
 /** piscina calls this for every job. */
 /**
- * A big result's frame goes to the main thread by transfer, not by copy: copying tens of MB
- * there (and faulting in the pages) held the event loop for up to a second. Only a frame with
- * an ArrayBuffer of its own (pack gives one from OWN_BUFFER_BYTES on) may be transferred: a
- * small one may share node's buffer pool with other live buffers.
+ * The ArrayBuffer of a big result's frame, when it may be transferred to the main thread:
+ * copying tens of MB there (and faulting in the pages) held its event loop for up to a second.
+ * Only a frame with an ArrayBuffer of its own (pack gives one from OWN_BUFFER_BYTES on)
+ * qualifies: a small one may share node's buffer pool with other live buffers.
  */
+function ownedFrame(frame: Uint8Array): ArrayBuffer | null {
+  if (frame.byteLength < OWN_BUFFER_BYTES || frame.byteOffset !== 0) return null;
+  return frame.buffer as ArrayBuffer;
+}
+
 export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
   const outcome = await new JobRun(task).run();
-  if (outcome.kind !== "encoded-result" || outcome.frame.byteLength < OWN_BUFFER_BYTES || outcome.frame.byteOffset !== 0) {
-    return outcome;
-  }
-  const buffer = outcome.frame.buffer as ArrayBuffer;
-  return move({ [transferableSymbol]: [buffer], [valueSymbol]: outcome }) as unknown as WorkerOutcome;
+  const frame = outcome.kind === "encoded-result" ? ownedFrame(outcome.frame) : null;
+  if (frame === null) return outcome;
+  return move({ [transferableSymbol]: [frame], [valueSymbol]: outcome }) as unknown as WorkerOutcome;
 }

@@ -79,6 +79,11 @@ export interface MainApi {
   releasePorts(jobId: string, ports: number[]): void;
   /** Forwards SSH debug access; ignored after the first one of a job. */
   sshDebug(jobId: string, port: number, user: string, password: string): void;
+  /**
+   * The job's outcome, reported as soon as it is known: the backend gets its result while the
+   * worker still removes the containers and the directory. The job keeps its slot until then.
+   */
+  jobOutcome(jobId: string, outcome: GradingOutcome): void;
 }
 
 export interface CheckedResult {
@@ -113,9 +118,13 @@ interface Observed {
 }
 
 /** What the worker saw; the main thread adds kills and oom events and decides the outcome. */
-export type WorkerOutcome =
+/** How a job ended, as the worker saw it. */
+export type GradingOutcome =
   | ({ kind: "result"; result: CheckedResult } & Observed)
   /** The container's result, already encoded as the job's AgentJobDone by the worker. */
   | ({ kind: "encoded-result"; result: JobResultKind; grade: number; frame: Uint8Array } & Observed)
   | ({ kind: "no-result"; text: string } & Observed)
   | ({ kind: "crash"; text: string } & Observed);
+
+/** What a job's pool task returns: its outcome, or word that MainApi.jobOutcome already had it. */
+export type WorkerOutcome = GradingOutcome | { kind: "reported"; timings?: PhaseTimings };

@@ -1,6 +1,6 @@
 /** Turns what happened to a job into its one AgentJobDone (protocol.md section 4, outcome precedence). */
 import type { AgentJobDone, EncodedJobDone, JobResultKind } from "../protocol/messages.js";
-import type { CheckedResult, WorkerOutcome } from "./job-task.js";
+import type { CheckedResult, GradingOutcome } from "./job-task.js";
 
 export interface JobFacts {
   jobId: string;
@@ -53,7 +53,7 @@ export function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
 }
 
 /** killed > timeout > overflow > the container's own result (or the crash the worker saw). */
-export function composeOutcome(facts: JobFacts, outcome: WorkerOutcome): AgentJobDone | EncodedJobDone {
+export function composeOutcome(facts: JobFacts, outcome: GradingOutcome): AgentJobDone | EncodedJobDone {
   const plain = { stdout: "", stderr: "" };
   if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
   if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);

@@ -104,6 +104,11 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     }
   };
   src.observed.on("jobClosed", onClosed);
+  // Results go out before the cleanup: its time comes later, on its own.
+  const onCleanedUp = (info: { cleanupMs: number | null }): void => {
+    if (info.cleanupMs !== null) phases.observe({ phase: "cleanup" }, info.cleanupMs / 1000);
+  };
+  src.observed.on("jobCleanedUp", onCleanedUp);
 
   new Gauge({
     name: `${METRIC_PREFIX}job_slots`, help: "Jobs this agent runs at once (--concurrency, announced as available_job_slots).",
@@ -163,6 +168,9 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     registry,
     dockerError: (r) => dockerErrors.inc({ call: r.call, status: r.status }),
     pingAnswered: (seconds) => ping.observe(seconds),
-    close: () => src.observed.off("jobClosed", onClosed),
+    close: () => {
+      src.observed.off("jobClosed", onClosed);
+      src.observed.off("jobCleanedUp", onCleanedUp);
+    },
   };
 }
