@@ -239,7 +239,11 @@ class JobRun {
       const adopted = await this.adoptWarm(t.warm.containerId);
       if ("text" in adopted) return this.crash(adopted.text);
       ({ container, stream } = adopted);
-      cpuBaselineNs = t.warm.cpuBaselineNs;
+      // What the container used before this job (its entry program's start) is not the job's;
+      // a dead warm container was replaced by a cold one, which counts from zero.
+      if (container.id === t.warm.containerId) {
+        cpuBaselineNs = t.warm.cpuBaselineNs ?? cgroupCpuNs(container.id, t.cgroupVersion) ?? 0;
+      }
     } else {
       const created = await this.createAndStart();
       if ("text" in created) return this.crash(created.text);
@@ -770,7 +774,12 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   try {
     container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
     await container.start();
-    // Let the container side reach its read of `start`, then note what it used getting there.
+    // Where its cgroup is visible, what it used before its job is read when a job takes it.
+    if (cgroupCpuNs(container.id, task.cgroupVersion) !== null) {
+      log.debug({ container: container.id }, "warm grading container ready");
+      return { containerId: container.id, cpuBaselineNs: null };
+    }
+    // Else: let the container side reach its read of `start`, then ask the engine what it used.
     await new Promise((r) => setTimeout(r, 300));
     const cpuBaselineNs = await cpuNow(container, task.cgroupVersion);
     log.debug({ container: container.id }, "warm grading container ready");

@@ -52,7 +52,7 @@ export interface JobTask {
   logLevel: string;
   logDestination: number;
   /** A warm container (already started, its directory bound at jobDir) to run the job in. */
-  warm: { containerId: string; cpuBaselineNs: number } | null;
+  warm: { containerId: string; cpuBaselineNs: number | null } | null;
   /** The worker's end of the comlink channel to the main thread. */
   port: MessagePort;
 }
@@ -65,7 +65,8 @@ export type WarmTask = Pick<
 
 export interface WarmCreated {
   containerId: string;
-  cpuBaselineNs: number;
+  /** CPU time (ns) used before any job; null: read from its cgroup when a job takes it. */
+  cpuBaselineNs: number | null;
 }
 
 /** Calls a worker makes to the main thread. Every one is cheap bookkeeping. */

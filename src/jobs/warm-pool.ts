@@ -14,8 +14,8 @@ export interface WarmContainer {
   containerId: string;
   jobDir: string;
   envKey: string;
-  /** CPU time (ns) the container had used when it became ready: not the job's. */
-  cpuBaselineNs: number;
+  /** CPU time (ns) the container had used when it became ready: not the job's (null: see WarmCreated). */
+  cpuBaselineNs: number | null;
 }
 
 export class WarmPool {
