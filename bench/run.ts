@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import Docker from "dockerode";
 import { agentId, LABEL_AGENT } from "../src/docker/labels.js";
+import { JsonLineSplitter } from "../src/protocol/json-lines.js";
 import type { BackendNewJob } from "../src/protocol/messages.js";
 import { AgentProc, type LogLine } from "./agent-proc.js";
 import { BENCH_LABEL, floorBatch, stopFloor, type FloorJob, type FloorOptions } from "./floor.js";
@@ -660,19 +661,10 @@ function watchForeignContainers(
   docker.getEvents({ filters: { type: ["container"], event: ["create"] } }).then((s) => {
     stream = s;
     if (stopped) return void (s as unknown as { destroy(): void }).destroy();
-    let pending = "";
+    const lines = new JsonLineSplitter();
     s.on("data", (chunk: Buffer) => {
-      pending += chunk.toString();
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        try {
-          const e = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
-          if (!mine(e.Actor?.Attributes ?? {})) seen.push(now());
-        } catch {
-          /* ignore */
-        }
+      for (const e of lines.push(chunk) as Array<{ Actor?: { Attributes?: Record<string, string> } }>) {
+        if (!mine(e?.Actor?.Attributes ?? {})) seen.push(now());
       }
     });
     s.on("error", () => {});

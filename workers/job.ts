@@ -149,10 +149,8 @@ function gradingContainerSpec(
   };
 }
 
-/** CPU time a container has used so far: from its cgroup, else one stats sample (without waiting for a second one). */
-async function cpuNow(container: Docker.Container, cgroupVersion: 1 | 2): Promise<number> {
-  const fromCgroup = cgroupCpuNs(container.id, cgroupVersion);
-  if (fromCgroup !== null) return fromCgroup;
+/** CPU time a container has used so far, asked from the engine (one stats sample, without waiting for a second one). */
+async function engineCpuNs(container: Docker.Container): Promise<number> {
   try {
     const stats = await container.stats({ stream: false, "one-shot": true } as never);
     return cpuUsageNs(stats) ?? 0;
@@ -781,7 +779,7 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
     }
     // Else: let the container side reach its read of `start`, then ask the engine what it used.
     await new Promise((r) => setTimeout(r, 300));
-    const cpuBaselineNs = await cpuNow(container, task.cgroupVersion);
+    const cpuBaselineNs = await engineCpuNs(container);
     log.debug({ container: container.id }, "warm grading container ready");
     return { containerId: container.id, cpuBaselineNs };
   } catch (err) {
