@@ -7,10 +7,22 @@ import { installLoopMonitor } from "./loop-monitor.js";
 import { connectDocker } from "./docker/engine.js";
 import { startOps, type Ops } from "./ops/ops.js";
 import { runStartChecks } from "./ops/self-checks.js";
+import { raiseMainThreadPriority, wantedNice } from "./ops/thread-priority.js";
 
 /** Returns the process exit status. */
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger({ verbose: config.verbose });
+  // before any socket or pool thread exists: they inherit it (see ops/thread-priority.ts)
+  let nice: number;
+  try {
+    nice = wantedNice();
+  } catch (err) {
+    log.fatal((err as Error).message);
+    return 2;
+  }
+  const priority = raiseMainThreadPriority(nice);
+  if (priority.kind === "raised") log.info({ nice: priority.nice, threads: priority.threads }, "main thread priority raised");
+  else log.info({ nice: priority.nice, reason: priority.reason }, "main thread priority unchanged");
   const problems = await runStartChecks(config, connectDocker(), log);
   if (problems.some((p) => p.level === "fatal")) {
     log.fatal({ problems: problems.filter((p) => p.level === "fatal").map((p) => p.check) }, "not starting: fix the problems above");
