@@ -1,7 +1,7 @@
 /**
  * The Docker floor: the agent's trivial job done straight through dockerode, with nothing
  * else — prepare a job directory (a copy of the task), create the container with the same
- * essential settings (stdin open, memory limit, network none, the same binds), attach,
+ * essential settings (stdin open, memory limit, network none, no log driver, the same binds), attach,
  * start, send `start`, read until the stream ends, wait, remove, delete the directory.
  */
 import { promises as fs } from "node:fs";
@@ -83,6 +83,7 @@ export async function floorJob(o: FloorOptions): Promise<FloorJob> {
         Memory: bytes,
         MemorySwap: bytes,
         NetworkMode: "none",
+        LogConfig: { Type: "none", Config: {} },
         Binds: [
           `${task}:/task`,
           `${sockets}:/sockets`,
