@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { MessageChannel } from "node:worker_threads";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import type Docker from "dockerode";
@@ -25,8 +24,9 @@ import { detectRuntimes } from "./environments/runtimes.js";
 import { Job, RecentJobs } from "./jobs/job.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
 import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
-import type {
-  GradingOutcome, JobTask, MainApi, PhaseTimings, StudentEnvironment, WorkerOutcome,
+import {
+  mainApiPort,
+  type GradingOutcome, type JobTask, type MainApi, type PhaseTimings, type StudentEnvironment, type WorkerOutcome,
 } from "./jobs/job-task.js";
 import { composeOutcome, jobDone } from "./jobs/outcome.js";
 import { PortPool } from "./limits/port-pool.js";
@@ -64,7 +64,6 @@ export interface AgentEvents {
 
 interface Running {
   job: Job;
-  channel: MessageChannel;
   /** Settles when the worker is done with the job, cleanup included. */
   settled: Promise<void>;
 }
@@ -79,7 +78,7 @@ export class GradingAgent {
   private ports: PortPool;
   private debugHostValue: string | null = null;
   private readonly jobs = new Map<string, Job>();
-  private readonly queue: Array<{ job: Job; task: Omit<JobTask, "port">; warmKey: string | null }> = [];
+  private readonly queue: Array<{ job: Job; task: JobTask; warmKey: string | null }> = [];
   private readonly warm: WarmContainers;
   private readonly running = new Map<string, Running>();
   private readonly recent = new RecentJobs();
@@ -181,6 +180,13 @@ export class GradingAgent {
       concurrentTasksPerWorker: Math.max(1, Math.ceil((this.config.concurrency * 2) / threads)),
       atomics: "disabled",
       idleTimeout: 30_000,
+    });
+    // each pool thread sends, once, its end of the channel its jobs call MainApi over
+    this.pool.on("message", (message: unknown) => {
+      const port = mainApiPort(message);
+      if (port === null) return;
+      Comlink.expose(this.mainApi(), nodeEndpoint(port as never));
+      port.unref(); // the pool keeps the agent alive, not this channel
     });
     log.info({ threads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");
   }
@@ -314,7 +320,7 @@ export class GradingAgent {
     for (const [name, e] of Object.entries(this.environments[msg.environment_type] ?? {})) {
       studentEnvironments[name] = { image: e.id, runtime: e.runtime };
     }
-    const task: Omit<JobTask, "port"> = {
+    const task: JobTask = {
       jobId: msg.job_id,
       jobDir: job.jobDir,
       jobDirMarker: this.id,
@@ -404,7 +410,7 @@ export class GradingAgent {
 
   // ---- running jobs ----------------------------------------------------------------------
 
-  private enqueue(job: Job, task: Omit<JobTask, "port">, warmKey: string | null): void {
+  private enqueue(job: Job, task: JobTask, warmKey: string | null): void {
     if (job.phase !== "queued") return;
     if (job.killed) return;
     if (warmKey !== null) this.warm.noteDemand(warmKey);
@@ -430,14 +436,12 @@ export class GradingAgent {
     }
   }
 
-  private dispatch(job: Job, task: Omit<JobTask, "port">): void {
+  private dispatch(job: Job, task: JobTask): void {
     job.phase = "running";
     job.dispatchedAt = performance.now();
-    const channel = new MessageChannel();
-    Comlink.expose(this.mainApi(), nodeEndpoint(channel.port1 as never));
     const pool = this.pool!;
     const settled = pool
-      .run({ ...task, port: channel.port2 }, { transferList: [channel.port2] as never })
+      .run(task)
       .then(
         (outcome: WorkerOutcome) => {
           if (outcome.kind === "reported") {
@@ -460,12 +464,11 @@ export class GradingAgent {
       .finally(() => {
         // Only now: the worker may call the main thread until its very last cleanup step,
         // and the job's containers (and their published ports) are gone.
-        channel.port1.close();
         this.ports.release(job.ports);
         this.running.delete(job.id);
         this.pump();
       });
-    this.running.set(job.id, { job, channel, settled });
+    this.running.set(job.id, { job, settled });
   }
 
   /** Open jobs, and closed ones whose worker is still removing what they used. */

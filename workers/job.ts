@@ -10,6 +10,8 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { Duplex } from "node:stream";
+import { MessageChannel, parentPort } from "node:worker_threads";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import Docker from "dockerode";
@@ -36,11 +38,22 @@ import {
 } from "../src/jobs/job-directory.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs, statsDelayMs } from "../src/limits/container-watch.js";
-import type {
-  CheckedResult, GradingOutcome, JobTask, MainApi, PhaseTimings, WarmCreated, WarmTask, WorkerOutcome,
+import {
+  MAIN_API_PORT,
+  type CheckedResult, type GradingOutcome, type JobTask, type MainApi, type PhaseTimings,
+  type WarmCreated, type WarmTask, type WorkerOutcome,
 } from "../src/jobs/job-task.js";
 
 const docker = connectDocker();
+
+/** This thread's channel to the main thread, for every job it runs (see MAIN_API_PORT). */
+const mainApi: Comlink.Remote<MainApi> = (() => {
+  const channel = new MessageChannel();
+  parentPort!.postMessage({ [MAIN_API_PORT]: channel.port1 }, [channel.port1]);
+  const api = Comlink.wrap<MainApi>(nodeEndpoint(channel.port2 as never));
+  channel.port2.unref(); // piscina ends the thread; this channel must not hold it
+  return api;
+})();
 
 /**
  * Pool threads run at a lower priority (nice 10) than the main thread, which must answer the
@@ -173,7 +186,7 @@ interface StudentRun {
 
 class JobRun {
   private readonly log: Logger;
-  private readonly api: Comlink.Remote<MainApi>;
+  private readonly api = mainApi;
   private paths: JobPaths | null = null;
   private grading: Docker.Container | null = null;
   private stdin: NodeJS.WritableStream | null = null;
@@ -188,7 +201,6 @@ class JobRun {
 
   constructor(private readonly task: JobTask) {
     this.log = getLogger(task.logLevel, task.logDestination).child({ job: task.jobId });
-    this.api = Comlink.wrap<MainApi>(nodeEndpoint(task.port as never));
   }
 
   private readonly timings: PhaseTimings = {};
@@ -734,7 +746,6 @@ class JobRun {
     } catch (err) {
       await this.removeAsRoot(err as Error);
     }
-    this.task.port.close();
   }
 
   /**
