@@ -413,7 +413,7 @@ export class GradingAgent {
   private enqueue(job: Job, task: JobTask, warmKey: string | null): void {
     if (job.phase !== "queued") return;
     if (job.killed) return;
-    if (warmKey !== null) this.warm.noteDemand(warmKey);
+    if (warmKey !== null) this.warm.noteDemand(warmKey, task.memoryMb);
     this.queue.push({ job, task, warmKey });
     this.pump();
   }
@@ -426,7 +426,7 @@ export class GradingAgent {
       const warm = warmKey !== null ? this.warm.take(warmKey) : null;
       if (warm !== null) {
         job.jobDir = warm.jobDir;
-        this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs } });
+        this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
       } else this.dispatch(job, task);
     }
     if (!this.draining && !this.closing && this.pool !== null) {

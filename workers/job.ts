@@ -250,7 +250,7 @@ class JobRun {
     let stream: NodeJS.ReadWriteStream;
     let cpuBaselineNs = 0;
     if (t.warm !== null) {
-      const adopted = await this.adoptWarm(t.warm.containerId);
+      const adopted = await this.adoptWarm(t.warm);
       if ("text" in adopted) return this.crash(adopted.text);
       ({ container, stream } = adopted);
       // What the container used before this job (its entry program's start) is not the job's;
@@ -414,42 +414,59 @@ class JobRun {
 
   /**
    * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
-   * directory in place (a bind mount pins the directory it was given), set the job's memory, attach.
+   * directory in place (a bind mount pins the directory it was given), set the job's memory unless
+   * the container already has it, attach. The engine calls go out together, the directory is
+   * filled while they are answered.
    */
-  private async adoptWarm(containerId: string): Promise<{ container: Docker.Container; stream: NodeJS.ReadWriteStream } | { text: string }> {
+  private async adoptWarm(warm: NonNullable<JobTask["warm"]>): Promise<{ container: Docker.Container; stream: NodeJS.ReadWriteStream } | { text: string }> {
     const t = this.task;
-    const container = docker.getContainer(containerId);
-    const log = this.log.child({ container: containerId });
-    const running = await container.inspect().then((i) => i.State?.Running === true, () => false);
+    const container = docker.getContainer(warm.containerId);
+    const log = this.log.child({ container: warm.containerId });
+    const bytes = t.memoryMb * 1024 * 1024;
+    const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const engine = Promise.all([
+      container.inspect().then((i) => i.State?.Running === true, () => false),
+      settle(container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }) as Promise<Duplex>),
+      warm.memoryMb === t.memoryMb ? null : settle(container.update({ Memory: bytes, MemorySwap: bytes })),
+    ]);
+    this.grading = container;
+    this.paths = jobPaths(t.jobDir);
+    const owned = await this.api.containerCreated(t.jobId, warm.containerId, "grading");
+    let failure: Error | null = null;
+    if (owned) {
+      try {
+        fillJobDirectory(this.paths, t.taskDir, t.courseDir);
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    const [running, attached, updated] = await engine;
+    const stream = attached instanceof Error ? null : attached;
+    if (!owned) {
+      stream?.destroy();
+      return { text: "The job was killed before its container started." };
+    }
     if (!running) {
       // It died waiting (an image whose command needs /task before `start`, say): go cold.
+      stream?.destroy();
       log.info("the warm grading container is not running: using a new one");
       await container.remove({ force: true }).catch(() => {});
+      await this.api.containerRemoved(t.jobId, warm.containerId);
+      this.grading = null;
       await removeJobDirectory(t.jobDir).catch(() => {});
       return this.createAndStart();
     }
-    this.grading = container;
-    this.paths = jobPaths(t.jobDir);
-    if (!(await this.api.containerCreated(t.jobId, containerId, "grading"))) {
-      return { text: "The job was killed before its container started." };
+    failure ??= attached instanceof Error ? attached : updated instanceof Error ? updated : null;
+    if (failure !== null || stream === null) {
+      stream?.destroy();
+      const message = failure?.message ?? "no stream";
+      log.warn({ err: message }, "failed to adopt a warm grading container");
+      return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
     }
-    try {
-      const bytes = t.memoryMb * 1024 * 1024;
-      const calls = Promise.all([
-        container.update({ Memory: bytes, MemorySwap: bytes }),
-        container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }),
-      ]);
-      calls.catch(() => {}); // awaited below; a copy error must not leave it unhandled
-      fillJobDirectory(this.paths, t.taskDir, t.courseDir); // while the engine answers
-      const [, stream] = await calls;
-      this.stdin = stream as NodeJS.ReadWriteStream;
-      this.phase("prepare");
-      log.debug("adopted warm grading container");
-      return { container, stream: stream as NodeJS.ReadWriteStream };
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "failed to adopt a warm grading container");
-      return { text: `The agent could not prepare the grading container: ${(err as Error).message}. Please retry.` };
-    }
+    this.stdin = stream;
+    this.phase("prepare");
+    log.debug({ memoryUpdated: updated !== null }, "adopted warm grading container");
+    return { container, stream };
   }
 
   private checkResult(raw: unknown): CheckedResult {

@@ -52,7 +52,7 @@ export interface JobTask {
   logLevel: string;
   logDestination: number;
   /** A warm container (already started, its directory bound at jobDir) to run the job in. */
-  warm: { containerId: string; cpuBaselineNs: number | null } | null;
+  warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number } | null;
 }
 
 /** What a worker needs to create and start a warm container (see jobs/warm-pool.ts). */

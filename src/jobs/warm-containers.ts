@@ -52,8 +52,8 @@ export class WarmContainers {
     return this.pool.size;
   }
 
-  noteDemand(key: string): void {
-    this.pool.noteDemand(key);
+  noteDemand(key: string, memoryMb: number): void {
+    this.pool.noteDemand(key, memoryMb);
   }
 
   /** A ready container for a job of this environment, or null: it is the job's from now on. */
@@ -74,11 +74,15 @@ export class WarmContainers {
   private create(workers: Piscina, key: string): void {
     const [envtype, name, image, runtime] = key.split("\0") as [string, string, string, string];
     const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
-    const task: WarmTask = { ...this.settings(), jobDir, image, runtime };
+    const settings = this.settings();
+    // sized like the environment's latest job, so that the next one usually starts it as it is
+    const task: WarmTask = { ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb };
     this.pool.creationStarted(key);
     const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
       (created: WarmCreated) => {
-        const w: WarmContainer = { containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs };
+        const w: WarmContainer = {
+          containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb,
+        };
         this.ids.add(w.containerId);
         if (this.stopping) {
           this.pool.creationEnded(key, null);

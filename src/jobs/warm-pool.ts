@@ -16,12 +16,16 @@ export interface WarmContainer {
   envKey: string;
   /** CPU time (ns) the container had used when it became ready: not the job's (null: see WarmCreated). */
   cpuBaselineNs: number | null;
+  /** Its memory limit: a job that asks for the same needs no update before it starts. */
+  memoryMb: number;
 }
 
 export class WarmPool {
   private readonly ready = new Map<string, WarmContainer[]>();
   private readonly creating = new Map<string, number>();
   private readonly lastDemand = new Map<string, number>();
+  /** The memory limit of the latest job of each environment: what its next job likely asks for. */
+  private readonly lastMemoryMb = new Map<string, number>();
   /** Environments whose warm containers died before any job used them: not warmed again. */
   private readonly unwarmable = new Set<string>();
   private readonly earlyDeaths = new Map<string, number>();
@@ -49,8 +53,15 @@ export class WarmPool {
     return n;
   }
 
-  noteDemand(envKey: string): void {
-    if (!this.unwarmable.has(envKey)) this.lastDemand.set(envKey, this.now());
+  noteDemand(envKey: string, memoryMb: number): void {
+    if (this.unwarmable.has(envKey)) return;
+    this.lastDemand.set(envKey, this.now());
+    this.lastMemoryMb.set(envKey, memoryMb);
+  }
+
+  /** The memory limit to give this environment's next warm container (null: no job seen yet). */
+  memoryFor(envKey: string): number | null {
+    return this.lastMemoryMb.get(envKey) ?? null;
   }
 
   /** A warm container of this environment died unused; after two, the environment stays cold. */

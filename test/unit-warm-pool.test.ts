@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
+
+function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms: number) => void } {
+  let t = 0;
+  return { pool: new WarmPool(cap, windowMs, () => t), advance: (ms) => (t += ms) };
+}
+
+let seq = 0;
+function ready(pool: WarmPool, envKey: string, memoryMb = 100): WarmContainer {
+  const w: WarmContainer = { containerId: `c${++seq}`, jobDir: `/tmp/d${seq}`, envKey, cpuBaselineNs: null, memoryMb };
+  pool.creationStarted(envKey);
+  pool.creationEnded(envKey, w);
+  return w;
+}
+
+test("only environments with recent jobs are warmed, up to the cap and the free slots", () => {
+  const { pool } = clockPool(2);
+  assert.deepEqual([...pool.plan(8)], []);
+  pool.noteDemand("python", 100);
+  assert.deepEqual([...pool.plan(8)], [["python", 2]]);
+  assert.deepEqual([...pool.plan(1)], [["python", 1]]);
+  assert.deepEqual([...pool.plan(0)], []);
+});
+
+test("containers ready or being made count against the cap and the free slots", () => {
+  const { pool } = clockPool(3);
+  pool.noteDemand("python", 100);
+  ready(pool, "python");
+  pool.creationStarted("python");
+  assert.deepEqual([...pool.plan(8)], [["python", 1]]);
+  // two slots free, two warm containers already stand in them
+  assert.deepEqual([...pool.plan(2)], []);
+  pool.creationEnded("python", null); // a failed creation frees its place
+  assert.deepEqual([...pool.plan(8)], [["python", 2]]);
+});
+
+test("the most recently used environment gets the slots first", () => {
+  const { pool, advance } = clockPool(2);
+  pool.noteDemand("java", 100);
+  advance(10);
+  pool.noteDemand("python", 100);
+  assert.deepEqual([...pool.plan(3)], [["python", 2], ["java", 1]]);
+});
+
+test("a container serves one job: take hands each out once, oldest first", () => {
+  const { pool } = clockPool(2);
+  pool.noteDemand("python", 100);
+  const a = ready(pool, "python");
+  const b = ready(pool, "python");
+  assert.equal(pool.size, 2);
+  assert.equal(pool.take("java"), null);
+  assert.equal(pool.take("python"), a);
+  assert.equal(pool.take("python"), b);
+  assert.equal(pool.take("python"), null);
+  assert.equal(pool.size, 0);
+});
+
+test("environments without jobs for the window go cold and their containers are handed back", () => {
+  const { pool, advance } = clockPool(2, 1000);
+  pool.noteDemand("python", 100);
+  const w = ready(pool, "python");
+  advance(999);
+  assert.deepEqual(pool.stale(), []);
+  advance(2);
+  assert.deepEqual(pool.stale(), [w]);
+  assert.equal(pool.size, 0);
+  assert.deepEqual([...pool.plan(8)], []);
+});
+
+test("an environment whose warm containers die unused twice stays cold", () => {
+  const { pool } = clockPool(2);
+  pool.noteDemand("broken", 100);
+  assert.equal(pool.noteEarlyDeath("broken"), false);
+  assert.equal(pool.noteEarlyDeath("broken"), true);
+  assert.deepEqual([...pool.plan(8)], []);
+  pool.noteDemand("broken", 100);
+  assert.deepEqual([...pool.plan(8)], []);
+});
+
+test("warm containers are sized like their environment's latest job", () => {
+  const { pool } = clockPool(2);
+  assert.equal(pool.memoryFor("python"), null);
+  pool.noteDemand("python", 100);
+  pool.noteDemand("python", 250);
+  assert.equal(pool.memoryFor("python"), 250);
+  assert.equal(pool.memoryFor("java"), null);
+});
+
+test("forget and drain hand back what was ready; --warm 0 plans nothing", () => {
+  const { pool } = clockPool(2);
+  pool.noteDemand("python", 100);
+  const a = ready(pool, "python");
+  const b = ready(pool, "python");
+  assert.equal(pool.forget(a.containerId), a);
+  assert.equal(pool.forget(a.containerId), null);
+  assert.deepEqual(pool.drain(), [b]);
+  const off = new WarmPool(0);
+  off.noteDemand("python", 100);
+  assert.equal(off.enabled, false);
+  assert.deepEqual([...off.plan(8)], []);
+});
