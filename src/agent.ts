@@ -420,15 +420,25 @@ export class GradingAgent {
 
   private pump(): void {
     if (this.draining || this.closing) return;
+    // Jobs that wait, in order, for a warm container already being made for their environment:
+    // it is ready sooner than a cold one would be, and a cold start meanwhile would make the
+    // engine do both. At most one job per container under way.
+    const waiting: typeof this.queue = [];
+    const promised = new Map<string, number>();
     while (this.running.size < this.config.concurrency && this.queue.length > 0) {
-      const { job, task, warmKey } = this.queue.shift()!;
+      const queued = this.queue.shift()!;
+      const { job, task, warmKey } = queued;
       if (job.phase !== "queued") continue;
       const warm = warmKey !== null ? this.warm.take(warmKey) : null;
       if (warm !== null) {
         job.jobDir = warm.jobDir;
         this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
+      } else if (warmKey !== null && this.warm.creating(warmKey) > (promised.get(warmKey) ?? 0)) {
+        promised.set(warmKey, (promised.get(warmKey) ?? 0) + 1);
+        waiting.push(queued);
       } else this.dispatch(job, task);
     }
+    this.queue.unshift(...waiting);
     if (!this.draining && !this.closing && this.pool !== null) {
       // One free slot is kept out of the budget: near saturation, a warm container being made
       // would only compete with the next job's own container for the engine.

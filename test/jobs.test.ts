@@ -7,6 +7,8 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
+import Docker from "dockerode";
+import { LABEL_AGENT, LABEL_JOB, LABEL_ROLE, agentId } from "../src/docker/labels.js";
 import { newJob } from "./helpers/backend.js";
 import { startSession, type Session } from "./helpers/session.js";
 
@@ -174,5 +176,40 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
       assert.equal(d["grade"], 50);
     });
   });
+
+  if (warm > 0) {
+    describe("the pool", () => {
+      const docker = new Docker();
+      const warmIds = async (): Promise<Set<string>> => new Set((await docker.listContainers({
+        filters: { label: [`${LABEL_AGENT}=${agentId(s.tmpdir)}`, `${LABEL_ROLE}=warm`], status: ["running"] },
+      })).map((c) => c.Id));
+
+      test("a job runs in a container started before it arrived; none is made for it", async () => {
+        await run("pool-demand", { task_id: "success", inputdata: { q1: "x" } });
+        let ready = await warmIds();
+        for (const deadline = Date.now() + 30_000; ready.size === 0 && Date.now() < deadline;) {
+          await new Promise((r) => setTimeout(r, 200));
+          ready = await warmIds();
+        }
+        assert.ok(ready.size > 0, "a warm container was made for the environment that just served a job");
+        const since = Math.floor(Date.now() / 1000) - 1;
+        const d = await run("pool-1", { task_id: "success", inputdata: { q1: "print(1)" } });
+        assert.deepEqual(d["result"], ["success", "Well done: you wrote print(1)"]);
+        const until = Math.ceil(Date.now() / 1000) + 1;
+        const events = await new Promise<string>((resolve, reject) => {
+          docker.getEvents({ since, until, filters: { type: ["container"], event: ["create"], label: [`${LABEL_JOB}=pool-1`] } }, (err, stream) => {
+            if (err || !stream) return reject(err ?? new Error("no event stream"));
+            let text = "";
+            stream.on("data", (c: Buffer) => (text += c.toString()));
+            stream.on("end", () => resolve(text));
+            stream.on("error", reject);
+          });
+        });
+        assert.equal(events.trim(), "", "no container was created for the job");
+        const after = await warmIds();
+        assert.ok([...ready].some((id) => !after.has(id)), "one of the warm containers served the job and is gone");
+      });
+    });
+  }
 });
 }

@@ -36,8 +36,8 @@ export class WarmContainers {
     private readonly settings: () => WarmSettings,
     private readonly docker: Docker,
     private readonly log: Logger,
-    /** Called when a container becomes ready: a job may be waiting for exactly this. */
-    private readonly onReady: () => void,
+    /** Called when a creation ends, with a container ready or not: a job may be waiting for it. */
+    private readonly onCreationEnded: () => void,
   ) {
     this.pool = new WarmPool(cap);
   }
@@ -54,6 +54,11 @@ export class WarmContainers {
 
   noteDemand(key: string, memoryMb: number): void {
     this.pool.noteDemand(key, memoryMb);
+  }
+
+  /** Containers of this environment being created: a job may wait for one rather than start cold. */
+  creating(key: string): number {
+    return this.pool.creatingFor(key);
   }
 
   /** A ready container for a job of this environment, or null: it is the job's from now on. */
@@ -90,12 +95,13 @@ export class WarmContainers {
         }
         this.pool.creationEnded(key, w);
         this.log.debug({ container: w.containerId, envtype, environment: name }, "warm grading container ready");
-        this.onReady();
+        this.onCreationEnded();
         return undefined;
       },
       (err: Error) => {
         this.pool.creationEnded(key, null);
         if (!this.stopping) this.log.warn({ envtype, environment: name, err: err.message }, "failed to create a warm grading container");
+        this.onCreationEnded();
       },
     ).finally(() => this.creations.delete(creation));
     this.creations.add(creation);

@@ -76,6 +76,11 @@ export class WarmPool {
     return false;
   }
 
+  /** Containers of this environment being created right now. */
+  creatingFor(envKey: string): number {
+    return this.creating.get(envKey) ?? 0;
+  }
+
   /** Hands out a ready container for this environment, or null. */
   take(envKey: string): WarmContainer | null {
     const list = this.ready.get(envKey);
