@@ -42,6 +42,7 @@ export function textReport(r: BenchResults): string {
     [
       ["Ping->Pong RTT (ms)", fmt(L.pongMs.p50, 1), fmt(L.pongMs.p99, 1), fmt(L.pongMs.max, 1), String(L.pongMs.n)],
       ["  not behind a big result", fmt(L.pongNotBehindBigMs.p50, 1), fmt(L.pongNotBehindBigMs.p99, 1), fmt(L.pongNotBehindBigMs.max, 1), String(L.pongNotBehindBigMs.n)],
+      ["one such frame, quiet (ms)", fmt(L.wireFrameMs?.p50, 1), fmt(L.wireFrameMs?.p99, 1), fmt(L.wireFrameMs?.max, 1), String(L.wireFrameMs?.n ?? 0)],
       ["event-loop delay (ms)", fmt(L.loopDelayMs?.p50, 1), fmt(L.loopDelayMs?.p99, 1), fmt(L.loopDelayMs?.max, 1), `${L.loopDelayMs?.segments ?? 0} seg`],
       ["idle event-loop delay (ms)", fmt(r.idleLoopDelayMs?.p50, 1), fmt(r.idleLoopDelayMs?.p99, 1), fmt(r.idleLoopDelayMs?.max, 1), ""],
       ["job latency (ms)", fmt(L.latencyMs.p50, 0), fmt(L.latencyMs.p99, 0), fmt(L.latencyMs.max, 0), String(L.latencyMs.n)],
@@ -51,7 +52,7 @@ export function textReport(r: BenchResults): string {
   out.push("");
   const M = r.memory;
   out.push(`Memory (agent RSS, MB): idle ${mb(M.idleBytes)}, idle after warm-up ${mb(M.idleAfterWarmupBytes)}, ` +
-    `after ${M.leakJobs} trivial jobs ${mb(M.afterLeakJobsBytes)} (x${fmt(M.growthRatio, 3)}), ` +
+    `after ${M.leakJobs} trivial jobs ${mb(M.afterLeakJobsBytes)} (x${fmt(M.growthRatio, 3)}; slope ${fmt(M.slopeKbPerJob, 1)} KB/job), ` +
     `under load max ${mb(M.underLoadMaxBytes)}, after load ${mb(M.afterLoadBytes)}`);
   if (M.leakCurve.length > 2) out.push(`  RSS during the leak check (jobs: MB): ${M.leakCurve.map((p) => `${p.jobs}: ${mb(p.rssBytes)}`).join(", ")}`);
   const C = r.cpu;

@@ -27,8 +27,9 @@ import { AgentProc, type LogLine } from "./agent-proc.js";
 import { BENCH_LABEL, floorBatch, stopFloor, type FloorJob, type FloorOptions } from "./floor.js";
 import { machineCpuMs, mainThreadCpuMs, pidsByName, processCpuMs, procStatus } from "./proc.js";
 import { textReport, svgChart } from "./report.js";
-import { median, now, round, sleep, summarize, type Summary } from "./stats.js";
+import { median, now, round, rssSlopeKbPerJob, sleep, summarize, type Summary } from "./stats.js";
 import type { DoneEvent, WireCommand, WireEvent } from "./wire.js";
+import { frameTransferMs } from "./wire-floor.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The repository: this file runs as dist/bench/run.js. */
@@ -250,6 +251,8 @@ export interface BenchResults {
     pongNotBehindBigMs: Summary;
     /** How many of the Pongs came after a big result that arrived while their Ping was out. */
     pongsBehindBig: number;
+    /** One frame of a big result's size over ZeroMQ on loopback, the machine quiet: what a Pong behind one waits at least. */
+    wireFrameMs: Summary;
     loopDelayMs: LoopDelay | null;
     rssMaxBytes: number | null;
     cpu: CpuFigures;
@@ -264,6 +267,8 @@ export interface BenchResults {
     leakJobs: number;
     /** afterLeakJobs / idleAfterWarmup */
     growthRatio: number | null;
+    /** Least-squares slope of RSS over the leak check, from its 20 % point on (KB per job): growth that goes on. */
+    slopeKbPerJob: number | null;
     underLoadMaxBytes: number | null;
     afterLoadBytes: number | null;
     /** RSS while the leak-check jobs ran (jobs done since the idle-after-warm-up reading). */
@@ -933,6 +938,8 @@ export async function main(argv: string[]): Promise<number> {
     log(`after ${leakJobs} trivial jobs: RSS ${((leakStatus?.rssBytes ?? 0) / 1048576).toFixed(1)} MB`);
 
     // ---- 3: main-thread health under big results
+    const wireFrameMs = summarize(await frameTransferMs(2 * opts.bigBytes), 1);
+    log(`one ${Math.round((2 * opts.bigBytes) / 1048576)} MiB frame over ZeroMQ, machine quiet: p50 ${wireFrameMs.p50} ms`);
     log(`load: ${opts.bigJobs} jobs at C=${twoX}, each returning ${opts.bigBytes / 1048576} MiB archive + ${opts.bigBytes / 1048576} MiB stdout`);
     let rssMax = 0;
     let threadsMax = 0;
@@ -987,6 +994,7 @@ export async function main(argv: string[]): Promise<number> {
       afterLeakJobsBytes: leakStatus?.rssBytes ?? null,
       leakJobs,
       growthRatio: warmStatus && leakStatus ? round(leakStatus.rssBytes / warmStatus.rssBytes, 4) : null,
+      slopeKbPerJob: rssSlopeKbPerJob(leakCurve),
       underLoadMaxBytes: rssMax || null,
       afterLoadBytes: afterLoadStatus?.rssBytes ?? null,
       leakCurve: [...leakCurve, ...(leakStatus ? [{ jobs: leakJobs, rssBytes: leakStatus.rssBytes }] : [])],
@@ -1030,6 +1038,7 @@ export async function main(argv: string[]): Promise<number> {
         latencyMs: bigFig.latencyMs, pongMs: summarize(loadPongs, 2),
         pongNotBehindBigMs: summarize(wire.pongsBetween(l0.at, l1.at, "notBehindBig"), 2),
         pongsBehindBig: wire.pongsBetween(l0.at, l1.at, "behindBig").length,
+        wireFrameMs,
         loopDelayMs: loadLoop,
         rssMaxBytes: rssMax || null, cpu: bigFig.cpu, phasesMs: bigPhases, verified,
       },

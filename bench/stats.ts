@@ -52,3 +52,21 @@ export function now(): number {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Least-squares slope of RSS against jobs done (KB per job), over the points from 20 % of the
+ * way on: the first readings move with the garbage collectors' timing and the pool's threads
+ * starting, not with a leak. Null with fewer than three such points.
+ */
+export function rssSlopeKbPerJob(curve: ReadonlyArray<{ jobs: number; rssBytes: number }>): number | null {
+  if (curve.length === 0) return null;
+  const last = Math.max(...curve.map((p) => p.jobs));
+  const pts = curve.filter((p) => p.jobs >= 0.2 * last);
+  if (pts.length < 3) return null;
+  const mx = pts.reduce((s, p) => s + p.jobs, 0) / pts.length;
+  const my = pts.reduce((s, p) => s + p.rssBytes, 0) / pts.length;
+  const sxx = pts.reduce((s, p) => s + (p.jobs - mx) ** 2, 0);
+  if (sxx === 0) return null;
+  const sxy = pts.reduce((s, p) => s + (p.jobs - mx) * (p.rssBytes - my), 0);
+  return round(sxy / sxx / 1024, 1);
+}

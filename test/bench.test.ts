@@ -1,6 +1,7 @@
 /** The bench keeps working: a tiny run produces every figure (their values are not asserted). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { rssSlopeKbPerJob } from "../bench/stats.js";
 import { spawnSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
@@ -21,9 +22,22 @@ test("npm run bench -- --quick writes its table, JSON and chart", async () => {
     assert.deepEqual(targets.map((t) => t.id).sort(), ["cpu", "latency", "loop", "pong", "rss", "throughput"]);
     for (const t of targets) assert.equal(typeof t.value, "number", `figure ${t.id}`);
     assert.ok(Array.isArray(json["levels"]) && (json["levels"] as unknown[]).length > 0);
+    const load = json["load"] as { wireFrameMs: { n: number; p50: unknown } };
+    assert.equal(load.wireFrameMs.n, 5, "the wire's own time for a big frame, beside the Pong figures");
+    assert.equal(typeof load.wireFrameMs.p50, "number");
+    assert.equal(typeof (json["memory"] as { slopeKbPerJob: unknown }).slopeKbPerJob, "number", "RSS slope over the leak check");
     assert.ok(existsSync(path.join(out.path, "latest.svg")));
     assert.match(readFileSync(path.join(out.path, "latest.svg"), "utf8"), /<svg/);
   } finally {
     out.remove();
   }
+});
+
+test("the RSS slope reads growth that goes on, not the first readings", () => {
+  const MB = 1048576;
+  // a high first reading (garbage not yet collected), then 20 KB a job
+  const curve = [{ jobs: 0, rssBytes: 180 * MB }, ...Array.from({ length: 10 }, (_, i) => ({ jobs: (i + 1) * 100, rssBytes: 150 * MB + (i + 1) * 100 * 20 * 1024 }))];
+  assert.equal(rssSlopeKbPerJob(curve), 20);
+  assert.equal(rssSlopeKbPerJob(curve.map((p) => ({ ...p, rssBytes: 150 * MB }))), 0);
+  assert.equal(rssSlopeKbPerJob(curve.slice(0, 2)), null);
 });
