@@ -5,7 +5,8 @@
  * (2 x cores jobs in flight: throughput). Concurrency 1 is measured twice: jobs back to back,
  * where every job still pays for one container's create, start and removal (its replacement's)
  * on a machine the jobs alone keep busy, and with a pause after each job, as a job meets an
- * agent that is not saturated.
+ * agent that is not saturated. Both agents run side by side and the chunks alternate between
+ * them, so that the machine's drift weighs on both alike.
  *
  *   npm run build && node dist/bench/warm.js [--jobs 40] [--warm 2] [--paced-jobs 20] [--pause-ms 1000]
  *
@@ -30,11 +31,17 @@ interface Level {
   latencyMs: Summary;
 }
 
+/** One chunk of jobs: their latencies and how long the chunk took. */
+interface Chunk {
+  latencies: number[];
+  seconds: number;
+}
+
 /**
  * Sends `jobs` trivial jobs keeping `concurrency` in flight (each lane pausing `pauseMs` after
- * each answer); returns throughput and latencies.
+ * each answer).
  */
-async function drive(backend: FakeBackend, tag: string, jobs: number, concurrency: number, pauseMs = 0): Promise<Level> {
+async function drive(backend: FakeBackend, tag: string, jobs: number, concurrency: number, pauseMs = 0): Promise<Chunk> {
   let next = 0;
   const latencies: number[] = [];
   const t0 = performance.now();
@@ -50,8 +57,13 @@ async function drive(backend: FakeBackend, tag: string, jobs: number, concurrenc
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
-  const seconds = (performance.now() - t0) / 1000;
-  return { concurrency, jobsPerSecond: Math.round((jobs / seconds) * 100) / 100, latencyMs: summarize(latencies) };
+  return { latencies, seconds: (performance.now() - t0) / 1000 };
+}
+
+function level(concurrency: number, chunks: Chunk[]): Level {
+  const jobs = chunks.reduce((n, c) => n + c.latencies.length, 0);
+  const seconds = chunks.reduce((n, c) => n + c.seconds, 0);
+  return { concurrency, jobsPerSecond: Math.round((jobs / seconds) * 100) / 100, latencyMs: summarize(chunks.flatMap((c) => c.latencies)) };
 }
 
 interface Measured {
@@ -62,7 +74,16 @@ interface Measured {
   saturated: Level;
 }
 
-async function measure(warm: number, jobs: number, saturation: number, pacedJobs: number, pauseMs: number): Promise<Measured> {
+/** A running agent with its own fake backend. */
+interface Subject {
+  warm: number;
+  backend: FakeBackend;
+  agent: AgentProc;
+  dir: string;
+  stopPings: () => void;
+}
+
+async function startSubject(warm: number, saturation: number): Promise<Subject> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "iad-warm-bench-"));
   const tmpdir = path.join(dir, "agent");
   mkdirSync(tmpdir);
@@ -71,20 +92,49 @@ async function measure(warm: number, jobs: number, saturation: number, pacedJobs
     backend.address, "--tmpdir", tmpdir, "--tasks", TASKS, "--concurrency", String(saturation), "--warm", String(warm),
   ], dir);
   const stopPings = backend.pingEvery(1000);
+  await backend.waitType("AgentHello", 60_000);
+  return { warm, backend, agent, dir, stopPings };
+}
+
+async function stopSubject(s: Subject): Promise<void> {
+  s.stopPings();
+  s.agent.child.kill("SIGTERM");
+  await s.agent.exited;
+  s.backend.close();
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+/**
+ * Both agents run side by side (one idles while the other works), and each figure comes from
+ * chunks alternated between them (cold, warm, warm, cold): a machine whose speed drifts during
+ * the run, as shared ones do, then weighs on both alike.
+ */
+async function measureBoth(
+  warm: number, jobs: number, saturation: number, pacedJobs: number, pauseMs: number,
+): Promise<{ cold: Measured; hot: Measured }> {
+  const subjects: Subject[] = [];
   try {
-    await backend.waitType("AgentHello", 60_000);
-    await drive(backend, `w${warm}-warmup`, 4, 1); // images in cache, pool filled
-    await new Promise((r) => setTimeout(r, 1500));
-    const c1 = await drive(backend, `w${warm}-c1`, jobs, 1);
-    const c1Paced = await drive(backend, `w${warm}-paced`, pacedJobs, 1, pauseMs);
-    const saturated = await drive(backend, `w${warm}-sat`, jobs * 2, saturation);
-    return { c1, c1Paced, saturated };
+    subjects.push(await startSubject(0, saturation), await startSubject(warm, saturation));
+    const [cold, hot] = subjects as [Subject, Subject];
+    for (const s of subjects) await drive(s.backend, `w${s.warm}-warmup`, 4, 1); // images in cache, pools filled
+    const phase = async (name: string, n: number, c: number, pauseMs = 0): Promise<[Level, Level]> => {
+      const chunks = new Map<Subject, Chunk[]>([[cold, []], [hot, []]]);
+      const half = Math.ceil(n / 2);
+      for (const [i, s] of [cold, hot, hot, cold].entries()) {
+        if (pauseMs === 0) await new Promise((r) => setTimeout(r, 1500)); // the pool refills between chunks
+        chunks.get(s)!.push(await drive(s.backend, `w${s.warm}-${name}-${i}`, i < 2 ? half : n - half, c, pauseMs));
+      }
+      return [level(c, chunks.get(cold)!), level(c, chunks.get(hot)!)];
+    };
+    const c1 = await phase("c1", jobs, 1);
+    const c1Paced = await phase("paced", pacedJobs, 1, pauseMs);
+    const saturated = await phase("sat", jobs * 2, saturation);
+    return {
+      cold: { c1: c1[0], c1Paced: c1Paced[0], saturated: saturated[0] },
+      hot: { c1: c1[1], c1Paced: c1Paced[1], saturated: saturated[1] },
+    };
   } finally {
-    stopPings();
-    agent.child.kill("SIGTERM");
-    await agent.exited;
-    backend.close();
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all(subjects.map(stopSubject));
   }
 }
 
@@ -97,8 +147,7 @@ async function main(): Promise<number> {
   const pacedJobs = Number(values["paced-jobs"] ?? 20);
   const pauseMs = Number(values["pause-ms"] ?? 1000);
   const saturation = 2 * os.availableParallelism();
-  const cold = await measure(0, jobs, saturation, pacedJobs, pauseMs);
-  const hot = await measure(warm, jobs, saturation, pacedJobs, pauseMs);
+  const { cold, hot } = await measureBoth(warm, jobs, saturation, pacedJobs, pauseMs);
   const p50Ratio = hot.c1.latencyMs.p50! / cold.c1.latencyMs.p50!;
   const pacedRatio = hot.c1Paced.latencyMs.p50! / cold.c1Paced.latencyMs.p50!;
   const throughputRatio = hot.saturated.jobsPerSecond / cold.saturated.jobsPerSecond;

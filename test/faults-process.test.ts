@@ -82,6 +82,48 @@ test("SIGKILL with 4 jobs running, then a restart on the same --tmpdir removes t
   }
 });
 
+test("warm containers: a killed agent's are removed at the next start, a stopped agent leaves none", async () => {
+  await requireDocker();
+  const tmp = tempDir("warm-restart");
+  const before = await engineContainers([tmp.path]);
+  const backend = await new FakeBackend().start();
+  const args = [backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--warm", "2"];
+  const warmDirs = async (): Promise<string[]> => (await dirListing(tmp.path)).filter((d) => d.startsWith("job-warm-"));
+  const first = new AgentProcess(args);
+  const stopPings = backend.pingEvery(1000);
+  let second: AgentProcess | null = null;
+  try {
+    await backend.waitType("AgentHello");
+    await backend.send(newJob("demand-1", { task_id: "failed" }));
+    await backend.done("demand-1", 60_000);
+    await eventually(async () => assert.equal((await agentContainers(tmp.path)).length, 2), 30_000);
+    assert.equal((await warmDirs()).length, 2);
+    first.signal("SIGKILL");
+    await first.exited;
+    assert.equal((await agentContainers(tmp.path)).length, 2, "the killed agent's warm containers are still there");
+
+    const helloCount = backend.count("AgentHello");
+    second = new AgentProcess(args);
+    await backend.waitFor(() => backend.count("AgentHello") > helloCount, 30_000);
+    assert.deepEqual(await agentContainers(tmp.path), []);
+    assert.deepEqual(await warmDirs(), []);
+
+    await backend.send(newJob("demand-2", { task_id: "failed" }));
+    await backend.done("demand-2", 60_000);
+    await eventually(async () => assert.equal((await agentContainers(tmp.path)).length, 2), 30_000);
+    await second.stop();
+    assert.deepEqual(await agentContainers(tmp.path), [], "a stopped agent leaves no warm container");
+    assert.deepEqual(await dirListing(tmp.path), []);
+  } finally {
+    stopPings();
+    first.signal("SIGKILL");
+    await second?.stop();
+    backend.close();
+    await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before));
+    tmp.remove();
+  }
+});
+
 test("the backend gone for 15 s, then back on the same address: a new hello, and jobs run again", async () => {
   await requireDocker();
   const tmp = tempDir("backend-gone");
