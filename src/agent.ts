@@ -432,8 +432,9 @@ export class GradingAgent {
       const warm = warmKey !== null ? this.warm.take(warmKey) : null;
       if (warm !== null) {
         job.jobDir = warm.jobDir;
+        job.warmKey = warmKey;
         this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
-      } else if (warmKey !== null && this.warm.creating(warmKey) > (promised.get(warmKey) ?? 0)) {
+      } else if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0)) {
         promised.set(warmKey, (promised.get(warmKey) ?? 0) + 1);
         waiting.push(queued);
       } else this.dispatch(job, task);
@@ -493,10 +494,12 @@ export class GradingAgent {
 
   private closeWith(job: Job, outcome: GradingOutcome): void {
     const facts = { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent };
+    // a warm container that gave a result: its environment's warm containers work
+    if (job.warmKey !== null && (outcome.kind === "result" || outcome.kind === "encoded-result")) this.warm.noteServed(job.warmKey);
     this.close(job, composeOutcome(facts, outcome), outcome.timings);
   }
 
-  /** The calls workers make; each job gets this object on its own MessagePort. */
+  /** The calls workers make, over each pool thread's channel (see MAIN_API_PORT). */
   private mainApi(): MainApi {
     return {
       jobOutcome: (jobId, outcome) => {

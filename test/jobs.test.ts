@@ -209,6 +209,24 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
         const after = await warmIds();
         assert.ok([...ready].some((id) => !after.has(id)), "one of the warm containers served the job and is gone");
       });
+
+      test("an image whose command needs /task before `start`: every job still gets its result, and it stays cold", async () => {
+        const fresh = await startSession([], { warm: 2, images: ["inginious-agent-docker-test/test-raw:latest"] });
+        try {
+          const job = { task_id: "raw", environment: "test-raw", inputdata: { mode: "split-and-extra" } };
+          // back to back, then two at once: each may meet a warm container being made
+          for (let i = 0; i < 4; i++) {
+            await fresh.backend.send(newJob(`raw-warm-${i}`, job));
+            const d = await fresh.backend.done(`raw-warm-${i}`, 60_000);
+            assert.deepEqual(d["result"], ["success", "split ok"], `raw-warm-${i}`);
+          }
+          await Promise.all([4, 5].map((i) => fresh.backend.send(newJob(`raw-warm-${i}`, job))));
+          for (const i of [4, 5]) assert.deepEqual((await fresh.backend.done(`raw-warm-${i}`, 60_000))["result"], ["success", "split ok"]);
+          await fresh.agent.waitLog((l) => l.msg === "a warm grading container exited before any job" && l["environmentKeptCold"] === true, 30_000);
+        } finally {
+          await fresh.end();
+        }
+      });
     });
   }
 });

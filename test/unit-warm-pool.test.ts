@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
+import { WARM_PROBATION_SETTLE_MS, WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
 
 function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms: number) => void } {
   let t = 0;
@@ -86,6 +86,15 @@ test("warm containers are sized like their environment's latest job", () => {
   pool.noteDemand("python", 250);
   assert.equal(pool.memoryFor("python"), 250);
   assert.equal(pool.memoryFor("java"), null);
+});
+
+test("an environment is on probation until one of its warm containers served a job", () => {
+  const { pool } = clockPool(2);
+  pool.noteDemand("python", 100);
+  assert.equal(pool.settleMsFor("python"), WARM_PROBATION_SETTLE_MS);
+  pool.noteServed("python");
+  assert.equal(pool.settleMsFor("python"), 0);
+  assert.equal(pool.settleMsFor("java"), WARM_PROBATION_SETTLE_MS);
 });
 
 test("forget and drain hand back what was ready; --warm 0 plans nothing", () => {

@@ -804,16 +804,27 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   try {
     container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
     await container.start();
+    if (task.settleMs > 0) {
+      // its environment is on probation: it must still be running after a moment
+      await new Promise((r) => setTimeout(r, task.settleMs));
+      const state = (await container.inspect()).State;
+      if (state?.Running !== true) {
+        const detail = `exited with status ${state?.ExitCode ?? "?"} ${task.settleMs} ms after its start, before any job`;
+        await container.remove({ force: true }).catch(() => {});
+        await removeJobDirectory(task.jobDir).catch(() => {});
+        return { kind: "exited", detail };
+      }
+    }
     // Where its cgroup is visible, what it used before its job is read when a job takes it.
     if (cgroupCpuNs(container.id, task.cgroupVersion) !== null) {
       log.debug({ container: container.id }, "warm grading container ready");
-      return { containerId: container.id, cpuBaselineNs: null };
+      return { kind: "ready", containerId: container.id, cpuBaselineNs: null };
     }
     // Else: let the container side reach its read of `start`, then ask the engine what it used.
-    await new Promise((r) => setTimeout(r, 300));
+    if (task.settleMs < 300) await new Promise((r) => setTimeout(r, 300 - task.settleMs));
     const cpuBaselineNs = await engineCpuNs(container);
     log.debug({ container: container.id }, "warm grading container ready");
-    return { containerId: container.id, cpuBaselineNs };
+    return { kind: "ready", containerId: container.id, cpuBaselineNs };
   } catch (err) {
     if (container) await container.remove({ force: true }).catch(() => {});
     await removeJobDirectory(task.jobDir).catch(() => {});

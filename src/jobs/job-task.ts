@@ -59,13 +59,20 @@ export interface JobTask {
 export type WarmTask = Pick<
   JobTask,
   "jobDir" | "jobDirMarker" | "image" | "runtime" | "memoryMb" | "labels" | "nofile" | "pidsLimit" | "cgroupVersion" | "logLevel" | "logDestination"
->;
+> & {
+  /** How long the container must keep running after its start before it is ready (see WarmPool.settleMsFor). */
+  settleMs: number;
+};
 
-export interface WarmCreated {
-  containerId: string;
-  /** CPU time (ns) used before any job; null: read from its cgroup when a job takes it. */
-  cpuBaselineNs: number | null;
-}
+export type WarmCreated =
+  | {
+    kind: "ready";
+    containerId: string;
+    /** CPU time (ns) used before any job; null: read from its cgroup when a job takes it. */
+    cpuBaselineNs: number | null;
+  }
+  /** The container exited while settling (removed, with its directory): its image does not wait for `start`. */
+  | { kind: "exited"; detail: string };
 
 /**
  * Each pool thread opens one comlink channel to the main thread when it starts and posts its

@@ -16,6 +16,8 @@ export class Job {
   readonly startedAt = performance.now();
   /** When it left the queue for a worker. */
   dispatchedAt: number | null = null;
+  /** The environment whose warm container runs the job (null: a container made for it). */
+  warmKey: string | null = null;
 
   constructor(
     readonly id: string,

@@ -14,7 +14,7 @@ import type { WarmCreated, WarmTask } from "./job-task.js";
 import { WarmPool, type WarmContainer } from "./warm-pool.js";
 
 /** Everything a warm container needs but its directory: the agent's container settings. */
-export type WarmSettings = Omit<WarmTask, "jobDir" | "image" | "runtime">;
+export type WarmSettings = Omit<WarmTask, "jobDir" | "image" | "runtime" | "settleMs">;
 
 /** What a warm container is for: the environment, its image and runtime. */
 export function warmKey(envtype: string, environment: string, image: string, runtime: string): string {
@@ -56,9 +56,16 @@ export class WarmContainers {
     this.pool.noteDemand(key, memoryMb);
   }
 
-  /** Containers of this environment being created: a job may wait for one rather than start cold. */
-  creating(key: string): number {
-    return this.pool.creatingFor(key);
+  noteServed(key: string): void {
+    this.pool.noteServed(key);
+  }
+
+  /**
+   * Containers being made for this environment that a job may wait for rather than start cold:
+   * none while the environment is on probation (they are ready only a second after their start).
+   */
+  awaitable(key: string): number {
+    return this.pool.settleMsFor(key) === 0 ? this.pool.creatingFor(key) : 0;
   }
 
   /** A ready container for a job of this environment, or null: it is the job's from now on. */
@@ -81,10 +88,19 @@ export class WarmContainers {
     const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
     const settings = this.settings();
     // sized like the environment's latest job, so that the next one usually starts it as it is
-    const task: WarmTask = { ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb };
+    const task: WarmTask = {
+      ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb, settleMs: this.pool.settleMsFor(key),
+    };
     this.pool.creationStarted(key);
     const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
       (created: WarmCreated) => {
+        if (created.kind === "exited") {
+          this.pool.creationEnded(key, null);
+          const cold = this.pool.noteEarlyDeath(key);
+          this.log.warn({ envtype, environment: name, detail: created.detail, environmentKeptCold: cold }, "a warm grading container exited before any job");
+          this.onCreationEnded();
+          return undefined;
+        }
         const w: WarmContainer = {
           containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb,
         };

@@ -10,6 +10,9 @@
  * removes the containers.
  */
 
+/** See WarmPool.settleMsFor. */
+export const WARM_PROBATION_SETTLE_MS = 1000;
+
 export interface WarmContainer {
   containerId: string;
   jobDir: string;
@@ -29,6 +32,8 @@ export class WarmPool {
   /** Environments whose warm containers died before any job used them: not warmed again. */
   private readonly unwarmable = new Set<string>();
   private readonly earlyDeaths = new Map<string, number>();
+  /** Environments a warm container has served (gave a result): their containers are ready once started. */
+  private readonly served = new Set<string>();
 
   constructor(
     readonly cap: number,
@@ -79,6 +84,21 @@ export class WarmPool {
   /** Containers of this environment being created right now. */
   creatingFor(envKey: string): number {
     return this.creating.get(envKey) ?? 0;
+  }
+
+  /** A warm container of this environment gave its job a result. */
+  noteServed(envKey: string): void {
+    this.served.add(envKey);
+  }
+
+  /**
+   * How long a new warm container of this environment must keep running after its start before
+   * it counts as ready. Until one has served a job, an environment is on probation: an image whose
+   * command needs /task before `start` exits within moments, and a job that took such a container
+   * at once would get "no result" instead of going cold.
+   */
+  settleMsFor(envKey: string): number {
+    return this.served.has(envKey) ? 0 : WARM_PROBATION_SETTLE_MS;
   }
 
   /** Hands out a ready container for this environment, or null. */
