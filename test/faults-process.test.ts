@@ -11,6 +11,19 @@ async function agentContainers(tmpdir: string): Promise<string[]> {
   return list.map((c) => c.Id);
 }
 
+/** The end of a SIGKILL-and-restart test, passed or not: both agents gone, nothing of the test left on the engine. */
+async function endRestartTest(t: {
+  stopPings: () => void; first: AgentProcess; second: AgentProcess | null; backend: FakeBackend;
+  tmp: { path: string; remove(): void }; before: string[];
+}): Promise<void> {
+  t.stopPings();
+  t.first.signal("SIGKILL");
+  await t.second?.stop();
+  t.backend.close();
+  await eventually(async () => assert.deepEqual(await engineContainers([t.tmp.path]), t.before));
+  t.tmp.remove();
+}
+
 test("SIGTERM with jobs running: each is reported crash, everything is removed, exit 0 within 10 s", async () => {
   await requireDocker();
   const tmp = tempDir("sigterm");
@@ -73,12 +86,7 @@ test("SIGKILL with 4 jobs running, then a restart on the same --tmpdir removes t
     assert.deepEqual(await dirListing(tmp.path), ["job-not-ours", "operator-notes.txt"]);
     assert.ok(second.logs.some((l) => /removed containers left by an earlier run/.test(l.msg) && l["count"] === 4));
   } finally {
-    stopPings();
-    first.signal("SIGKILL");
-    await second?.stop();
-    backend.close();
-    await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before));
-    tmp.remove();
+    await endRestartTest({ stopPings, first, second, backend, tmp, before });
   }
 });
 
@@ -115,12 +123,7 @@ test("warm containers: a killed agent's are removed at the next start, a stopped
     assert.deepEqual(await agentContainers(tmp.path), [], "a stopped agent leaves no warm container");
     assert.deepEqual(await dirListing(tmp.path), []);
   } finally {
-    stopPings();
-    first.signal("SIGKILL");
-    await second?.stop();
-    backend.close();
-    await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before));
-    tmp.remove();
+    await endRestartTest({ stopPings, first, second, backend, tmp, before });
   }
 });
 

@@ -166,6 +166,15 @@ function gradingContainerSpec(
   };
 }
 
+/**
+ * Whether an exited container may have been OOM-killed, so that an inspect is worth it. On
+ * cgroup v1 the OOM killer is off in our containers: the agent kills on the engine's `oom` event
+ * (the main thread counts that), so only a killed container (137, or no status) can be one.
+ */
+function mayBeOomKilled(cgroupVersion: 1 | 2, exitCode: number): boolean {
+  return cgroupVersion !== 1 || exitCode === 137 || exitCode < 0;
+}
+
 /** CPU time a container has used so far, asked from the engine (one stats sample, without waiting for a second one). */
 async function engineCpuNs(container: Docker.Container): Promise<number> {
   try {
@@ -334,10 +343,7 @@ class JobRun {
     }));
 
     memoryEvents.stop();
-    // On cgroup v1 the OOM killer is off in our containers: the agent kills on the engine's `oom`
-    // event (the main thread counts that), so only a killed container (137) is worth an inspect.
-    const mayBeOom = t.cgroupVersion !== 1 || exitCode === 137 || exitCode < 0;
-    const oomKilled = mayBeOom ? await this.inspectOomKilled(container, memoryEvents.last()) : false;
+    const oomKilled = mayBeOomKilled(t.cgroupVersion, exitCode) ? await this.inspectOomKilled(container, memoryEvents.last()) : false;
     const timeout = watch.exceeded !== null;
     log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
 
@@ -716,8 +722,8 @@ class JobRun {
       return retval(254);
     }
     watch.stop();
-    const mayBeOom = this.task.cgroupVersion !== 1 || code === 137 || code < 0;
-    const oom = (await this.api.wasOutOfMemory(container.id)) || (mayBeOom && (await this.inspectOomKilled(container)));
+    const oom = (await this.api.wasOutOfMemory(container.id))
+      || (mayBeOomKilled(this.task.cgroupVersion, code) && (await this.inspectOomKilled(container)));
     const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
     clog.debug({ retval: value }, "student container ended");
     retval(value);
@@ -832,7 +838,6 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   }
 }
 
-/** piscina calls this for every job. */
 /**
  * The ArrayBuffer of a big result's frame, when it may be transferred to the main thread:
  * copying tens of MB there (and faulting in the pages) held its event loop for up to a second.
@@ -844,6 +849,7 @@ function ownedFrame(frame: Uint8Array): ArrayBuffer | null {
   return frame.buffer as ArrayBuffer;
 }
 
+/** piscina calls this for every job. */
 export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
   const outcome = await new JobRun(task).run();
   const frame = outcome.kind === "encoded-result" ? ownedFrame(outcome.frame) : null;

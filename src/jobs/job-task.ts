@@ -137,8 +137,7 @@ interface Observed {
   timings?: PhaseTimings;
 }
 
-/** What the worker saw; the main thread adds kills and oom events and decides the outcome. */
-/** How a job ended, as the worker saw it. */
+/** How a job ended, as the worker saw it; the main thread adds kills and oom events and decides the outcome. */
 export type GradingOutcome =
   | ({ kind: "result"; result: CheckedResult } & Observed)
   /** The container's result, already encoded as the job's AgentJobDone by the worker. */
