@@ -227,5 +227,9 @@ if [ "$sample_only" = 0 ]; then
   # A grading container that runs the task's own raw.py instead of the container side: tests use
   # it to send the agent malformed, hostile or truncated output.
   build_variant test-raw 'org.inginious.grading.name=test-raw' 0 'CMD ["/usr/bin/python3", "-u", "/task/raw.py"]'
+  # A grading container whose entry spends 2 s of CPU before the container side waits for
+  # `start`: a warm one must not charge that to its job (CPU and wall time count from `start`).
+  build_variant test-slow-start 'org.inginious.grading.name=test-slow-start' 0 \
+    'CMD ["/usr/bin/python3", "-c", "import os, time; all(time.process_time() < 2 for _ in iter(int, 1)); os.execv(\"/usr/local/bin/INGInious\", [\"/usr/local/bin/INGInious\"])"]'
 fi
 remove_replaced

@@ -210,6 +210,32 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
         assert.ok([...ready].some((id) => !after.has(id)), "one of the warm containers served the job and is gone");
       });
 
+      test("CPU and wall time count from `start`: what a warm container spent before its job is not the job's", async () => {
+        // this image's entry spends 2 s of CPU before its container side reads `start`
+        const fresh = await startSession([], { warm: 2, images: ["inginious-agent-docker-test/test-slow-start:latest"] });
+        try {
+          const job = (id: string, limits: { time: number; hard_time: number }) =>
+            newJob(id, { task_id: "success", environment: "test-slow-start", inputdata: { q1: "print(1)" }, limits });
+          // cold, the 2 s are the job's: over a 1 s limit
+          await fresh.backend.send(job("slow-cold", { time: 1, hard_time: 30 }));
+          assert.equal(((await fresh.backend.done("slow-cold", 60_000))["result"] as string[])[0], "timeout");
+          // the demand it made gets the environment warm containers; let them spend their 2 s
+          const warmIds = async (): Promise<number> => (await docker.listContainers({
+            filters: { label: [`${LABEL_AGENT}=${agentId(fresh.tmpdir)}`, `${LABEL_ROLE}=warm`], status: ["running"] },
+          })).length;
+          for (const deadline = Date.now() + 30_000; (await warmIds()) === 0 && Date.now() < deadline;) {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          assert.ok((await warmIds()) > 0, "warm containers were made");
+          await new Promise((r) => setTimeout(r, 4000));
+          // warm, with limits below what the container spent and lived before the job: success
+          await fresh.backend.send(job("slow-warm", { time: 1, hard_time: 2 }));
+          assert.deepEqual((await fresh.backend.done("slow-warm", 60_000))["result"], ["success", "Well done: you wrote print(1)"]);
+        } finally {
+          await fresh.end();
+        }
+      });
+
       test("an image whose command needs /task before `start`: every job still gets its result, and it stays cold", async () => {
         const fresh = await startSession([], { warm: 2, images: ["inginious-agent-docker-test/test-raw:latest"] });
         try {
