@@ -17,12 +17,6 @@ export interface LinkOptions {
   silenceMs: number;
 }
 
-/**
- * Messages the socket itself may hold. Each one queued there is sent whole before a Pong that
- * comes after it, and a result can weigh tens of megabytes.
- */
-export const SOCKET_SEND_HWM = 1;
-
 export class BackendSilentError extends Error {}
 
 export class BackendLink {
@@ -70,13 +64,11 @@ export class BackendLink {
   }
 
   private send(message: OutgoingMessage): void {
-    if (message.type === "Pong") this.queue?.pushUrgent(encodeOutgoing(message));
-    else this.queue?.push(encodeOutgoing(message));
+    this.queue?.push(encodeOutgoing(message));
   }
 
   private async session(): Promise<void> {
-    // The backlog waits in the SendQueue (where Pongs overtake it), not in the socket.
-    const socket = new Dealer({ ipv6: true, linger: 1000, sendHighWaterMark: SOCKET_SEND_HWM });
+    const socket = new Dealer({ ipv6: true, linger: 1000, sendHighWaterMark: 100000 });
     this.socket = socket;
     this.queue = new SendQueue(socket, (err) => this.log.warn({ err: err.message }, "failed to send to the backend"));
     this.silent = false;
