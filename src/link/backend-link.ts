@@ -17,6 +17,9 @@ export interface LinkOptions {
   silenceMs: number;
 }
 
+/** Messages from the backend that may wait for the receive loop (ZeroMQ's default: 1,000). */
+export const RECEIVE_HWM = 20_000;
+
 export class BackendSilentError extends Error {}
 
 export class BackendLink {
@@ -68,7 +71,9 @@ export class BackendLink {
   }
 
   private async session(): Promise<void> {
-    const socket = new Dealer({ ipv6: true, linger: 1000, sendHighWaterMark: 100000 });
+    // The backend's ROUTER drops what it cannot queue for us (1,000 messages by default): a
+    // burst it sends while this thread is busy must fit on our side.
+    const socket = new Dealer({ ipv6: true, linger: 1000, sendHighWaterMark: 100000, receiveHighWaterMark: RECEIVE_HWM });
     this.socket = socket;
     this.queue = new SendQueue(socket, (err) => this.log.warn({ err: err.message }, "failed to send to the backend"));
     this.silent = false;
