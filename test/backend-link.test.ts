@@ -23,7 +23,7 @@ describe("hello and environments", () => {
   before(async () => {
     s = await startSession(["--runtime", "runc", "docker", "--runtime", "runc", "rootdocker", "root"], { images: TEST_IMAGES });
   });
-  after(() => s.end());
+  after(() => s?.end());
 
   test("AgentHello announces the labelled images as INGInious reads them", async () => {
     const hello = (await s.backend.waitType("AgentHello")).message;
@@ -52,7 +52,7 @@ describe("pings and bad frames", () => {
   before(async () => {
     s = await startSession([], { ping: false });
   });
-  after(() => s.end());
+  after(() => s?.end());
 
   test("three pings get three pongs", async () => {
     const from = s.backend.received.length;

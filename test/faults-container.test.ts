@@ -13,7 +13,7 @@ before(async () => {
   s = await startSession([], { images: ["inginious-agent-docker-test/test-raw:latest"] });
 });
 afterEach(() => s.assertClean());
-after(() => s.end());
+after(() => s?.end());
 
 type Done = Record<string, unknown>;
 const result = (d: Done): string => (d["result"] as string[])[0]!;

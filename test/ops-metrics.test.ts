@@ -18,7 +18,7 @@ describe("metrics after jobs of each outcome", () => {
     await s.agent.waitLog((l) => l.msg === "metrics server listening" && l["host"] === "127.0.0.1", 5000);
   });
   // Checked once, after the agent stopped: warm containers may stand between jobs.
-  after(() => s.end());
+  after(() => s?.end());
 
   test("a fresh agent exports zero counts, its slots and an event-loop delay", async () => {
     const { status, body, type } = await get(port, "/metrics");

@@ -38,7 +38,7 @@ describe("student containers", () => {
     s = await startSession();
   });
   afterEach(() => s.assertClean());
-  after(() => s.end());
+  after(() => s?.end());
 
   const run = async (id: string, task: string): Promise<Done> => {
     await s.backend.send(newJob(id, { task_id: task, limits: { time: 20, hard_time: 60, memory: 200 } }));
@@ -91,7 +91,7 @@ describe("SSH debug with a range of one port", () => {
     s = await startSession(["--debug-ports", `${port}-${port}`]);
   });
   afterEach(() => s.assertClean());
-  after(() => s.end());
+  after(() => s?.end());
 
   test("ssh_debug yields one AgentJobSSHDebug whose port reaches the container; a second job finds no port", async () => {
     await s.backend.send(newJob("ssh-1", { task_id: "ssh", debug: "ssh", inputdata: { hold: "6" } }));
