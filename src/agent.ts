@@ -413,7 +413,10 @@ export class GradingAgent {
   private enqueue(job: Job, task: JobTask, warmKey: string | null): void {
     if (job.phase !== "queued") return;
     if (job.killed) return;
-    if (warmKey !== null) this.warm.noteDemand(warmKey, task.memoryMb);
+    if (warmKey !== null) {
+      this.warm.noteDemand(warmKey, task.memoryMb);
+      job.warmDemand = warmKey;
+    }
     this.queue.push({ job, task, warmKey });
     this.pump();
   }
@@ -443,7 +446,8 @@ export class GradingAgent {
     if (!this.draining && !this.closing && this.pool !== null) {
       // One free slot is kept out of the budget: near saturation, a warm container being made
       // would only compete with the next job's own container for the engine.
-      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length - 1);
+      const jobsRunning = [...this.running.values()].some((r) => r.job.phase === "running");
+      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length - 1, jobsRunning);
     }
   }
 
@@ -584,6 +588,7 @@ export class GradingAgent {
   /** The single closing path of a job. */
   private close(job: Job, done: AgentJobDone | EncodedJobDone, timings: PhaseTimings = {}): void {
     if (!job.close()) return;
+    if (job.warmDemand !== null) this.warm.noteJobEnded(job.warmDemand);
     this.jobs.delete(job.id);
     this.recent.add(job.id);
     // A running job's ports are released when its worker is done with its containers.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WARM_PROBATION_SETTLE_MS, WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
+import { BACK_TO_BACK_GAP_MS, WARM_PROBATION_SETTLE_MS, WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
 
 function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms: number) => void } {
   let t = 0;
@@ -42,6 +42,46 @@ test("the most recently used environment gets the slots first", () => {
   advance(10);
   pool.noteDemand("python", 100);
   assert.deepEqual([...pool.plan(3)], [["python", 2], ["java", 1]]);
+});
+
+test("with pauses between jobs, replacements are made once the job ended, not beside it", () => {
+  const { pool, advance } = clockPool(2, 60_000);
+  pool.noteDemand("python", 100); // the first job: nothing ready nor under way
+  assert.deepEqual([...pool.plan(8, true)], [["python", 2]], "an environment with nothing ready gets its containers at once");
+  ready(pool, "python");
+  ready(pool, "python");
+  pool.noteJobEnded("python");
+  advance(BACK_TO_BACK_GAP_MS + 500);
+  pool.noteDemand("python", 100); // after a pause
+  assert.ok(pool.take("python"));
+  assert.deepEqual([...pool.plan(8, true)], [], "one still ready: the replacement waits while the job runs");
+  assert.deepEqual([...pool.plan(8, false)], [["python", 1]], "no job running: made now");
+  pool.noteJobEnded("python");
+  assert.deepEqual([...pool.plan(8, false)], [["python", 1]]);
+});
+
+test("with jobs back to back, replacements are made at once: there is no pause to wait for", () => {
+  const { pool, advance } = clockPool(2, 60_000);
+  pool.noteDemand("python", 100);
+  ready(pool, "python");
+  ready(pool, "python");
+  pool.noteJobEnded("python");
+  advance(BACK_TO_BACK_GAP_MS - 1);
+  pool.noteDemand("python", 100); // right after the previous one ended
+  assert.ok(pool.take("python"));
+  assert.deepEqual([...pool.plan(8, true)], [["python", 1]]);
+  // while a job is open, the next one counts as back to back whatever the clock says
+  advance(10_000);
+  pool.noteDemand("python", 100);
+  assert.ok(pool.take("python"));
+  pool.noteJobEnded("python");
+  pool.noteJobEnded("python");
+  assert.deepEqual([...pool.plan(8, true)], [["python", 2]], "nothing ready nor under way: at once in any case");
+  // a pause again: back to waiting for the job's end
+  ready(pool, "python");
+  advance(BACK_TO_BACK_GAP_MS);
+  pool.noteDemand("python", 100);
+  assert.deepEqual([...pool.plan(8, true)], []);
 });
 
 test("a container serves one job: take hands each out once, oldest first", () => {

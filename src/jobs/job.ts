@@ -18,6 +18,8 @@ export class Job {
   dispatchedAt: number | null = null;
   /** The environment whose warm container runs the job (null: a container made for it). */
   warmKey: string | null = null;
+  /** The environment whose warm containers could run it, once it counts as their demand (null: none could). */
+  warmDemand: string | null = null;
 
   constructor(
     readonly id: string,

@@ -56,6 +56,10 @@ export class WarmContainers {
     this.pool.noteDemand(key, memoryMb);
   }
 
+  noteJobEnded(key: string): void {
+    this.pool.noteJobEnded(key);
+  }
+
   noteServed(key: string): void {
     this.pool.noteServed(key);
   }
@@ -76,9 +80,9 @@ export class WarmContainers {
   }
 
   /** Starts creating the containers the pool wants, given the job slots free right now. */
-  refill(workers: Piscina, freeSlots: number): void {
+  refill(workers: Piscina, freeSlots: number, jobsRunning: boolean): void {
     if (!this.pool.enabled || this.stopping) return;
-    for (const [key, count] of this.pool.plan(freeSlots)) {
+    for (const [key, count] of this.pool.plan(freeSlots, jobsRunning)) {
       for (let i = 0; i < count; i++) this.create(workers, key);
     }
   }

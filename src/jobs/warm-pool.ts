@@ -6,12 +6,26 @@
  *
  * Sizing: only environments that served a job in the last `demandWindowMs` get warm containers,
  * at most `cap` each, and never more in all than the slots free right now, so that warm
- * containers never stand where a job needs a slot. Pure bookkeeping: the agent creates and
- * removes the containers.
+ * containers never stand where a job needs a slot.
+ *
+ * Timing: making a container costs the engine and the machine about as much as a trivial job,
+ * and a job running beside it waits for both. So while jobs run, an environment whose jobs come
+ * with pauses between them gets its replacements once its job ended (in the pause); one whose
+ * jobs come back to back has no pause to wait for and gets them at once. An environment with
+ * no container ready nor under way gets one at once in any case.
+ *
+ * Pure bookkeeping: the agent creates and removes the containers.
  */
 
 /** See WarmPool.settleMsFor. */
 export const WARM_PROBATION_SETTLE_MS = 1000;
+
+/**
+ * A job that arrives sooner than this after its environment's previous job ended (or while
+ * another is open) finds its environment busy: see WarmPool.plan. About what it takes to create
+ * and start a warm container here: one started at a job's end would not be ready for it.
+ */
+export const BACK_TO_BACK_GAP_MS = 500;
 
 export interface WarmContainer {
   containerId: string;
@@ -34,6 +48,12 @@ export class WarmPool {
   private readonly earlyDeaths = new Map<string, number>();
   /** Environments a warm container has served (gave a result): their containers are ready once started. */
   private readonly served = new Set<string>();
+  /** Jobs of each environment accepted and not ended yet. */
+  private readonly open = new Map<string, number>();
+  /** When each environment's latest job ended. */
+  private readonly lastEnd = new Map<string, number>();
+  /** Environments whose latest job came back to back with the one before (see BACK_TO_BACK_GAP_MS). */
+  private readonly backToBack = new Set<string>();
 
   constructor(
     readonly cap: number,
@@ -58,10 +78,24 @@ export class WarmPool {
     return n;
   }
 
+  /** A job of this environment was accepted; each such job is ended once with noteJobEnded. */
   noteDemand(envKey: string, memoryMb: number): void {
+    const now = this.now();
+    const gap = (this.open.get(envKey) ?? 0) > 0 ? 0 : now - (this.lastEnd.get(envKey) ?? -Infinity);
+    this.open.set(envKey, (this.open.get(envKey) ?? 0) + 1);
+    if (gap < BACK_TO_BACK_GAP_MS) this.backToBack.add(envKey);
+    else this.backToBack.delete(envKey);
     if (this.unwarmable.has(envKey)) return;
-    this.lastDemand.set(envKey, this.now());
+    this.lastDemand.set(envKey, now);
     this.lastMemoryMb.set(envKey, memoryMb);
+  }
+
+  /** A job counted by noteDemand ended (its result is out, or it was refused or killed). */
+  noteJobEnded(envKey: string): void {
+    const n = (this.open.get(envKey) ?? 1) - 1;
+    if (n > 0) this.open.set(envKey, n);
+    else this.open.delete(envKey);
+    this.lastEnd.set(envKey, this.now());
   }
 
   /** The memory limit to give this environment's next warm container (null: no job seen yet). */
@@ -108,8 +142,11 @@ export class WarmPool {
     return warm;
   }
 
-  /** How many containers to start creating now, per environment, given the free job slots. */
-  plan(freeSlots: number): Map<string, number> {
+  /**
+   * How many containers to start creating now, per environment, given the free job slots and
+   * whether jobs are running (see the timing rule above).
+   */
+  plan(freeSlots: number, jobsRunning = false): Map<string, number> {
     const out = new Map<string, number>();
     if (!this.enabled) return out;
     let budget = freeSlots - this.size - this.inFlight();
@@ -120,7 +157,8 @@ export class WarmPool {
     for (const [envKey] of envs) {
       if (budget <= 0) break;
       const have = (this.ready.get(envKey)?.length ?? 0) + (this.creating.get(envKey) ?? 0);
-      const want = Math.min(this.cap - have, budget);
+      const wait = jobsRunning && have > 0 && !this.backToBack.has(envKey);
+      const want = wait ? 0 : Math.min(this.cap - have, budget);
       if (want > 0) {
         out.set(envKey, want);
         budget -= want;
