@@ -9,10 +9,11 @@
  * containers never stand where a job needs a slot.
  *
  * Timing: making a container costs the engine and the machine about as much as a trivial job,
- * and a job running beside it waits for both. So while jobs run, an environment whose jobs come
- * with pauses between them gets its replacements once its job ended (in the pause); one whose
- * jobs come back to back has no pause to wait for and gets them at once. An environment with
- * no container ready nor under way gets one at once in any case.
+ * and a job running beside it waits for both. So an environment whose jobs come with pauses
+ * between them gets its replacements once no job runs (in the pause); one whose jobs come back
+ * to back has no pause to wait for and gets them at once. An environment with no container
+ * ready nor under way gets them at once in any case, so that a busy machine delays a paced
+ * environment's replacements but never leaves it without one for long.
  *
  * Pure bookkeeping: the agent creates and removes the containers.
  */
