@@ -680,6 +680,7 @@ export class GradingAgent {
       await Promise.all(waits);
     } finally {
       this.draining = false;
+      this.pump(); // nothing pumped while draining: the warm pool may be short (a stop pumps nothing)
     }
   }
 }

@@ -17,11 +17,11 @@ function ready(pool: WarmPool, envKey: string, memoryMb = 100): WarmContainer {
 
 test("only environments with recent jobs are warmed, up to the cap and the free slots", () => {
   const { pool } = clockPool(2);
-  assert.deepEqual([...pool.plan(8)], []);
+  assert.deepEqual([...pool.plan(8, false)], []);
   pool.noteDemand("python", 100);
-  assert.deepEqual([...pool.plan(8)], [["python", 2]]);
-  assert.deepEqual([...pool.plan(1)], [["python", 1]]);
-  assert.deepEqual([...pool.plan(0)], []);
+  assert.deepEqual([...pool.plan(8, false)], [["python", 2]]);
+  assert.deepEqual([...pool.plan(1, false)], [["python", 1]]);
+  assert.deepEqual([...pool.plan(0, false)], []);
 });
 
 test("containers ready or being made count against the cap and the free slots", () => {
@@ -29,11 +29,11 @@ test("containers ready or being made count against the cap and the free slots", 
   pool.noteDemand("python", 100);
   ready(pool, "python");
   pool.creationStarted("python");
-  assert.deepEqual([...pool.plan(8)], [["python", 1]]);
+  assert.deepEqual([...pool.plan(8, false)], [["python", 1]]);
   // two slots free, two warm containers already stand in them
-  assert.deepEqual([...pool.plan(2)], []);
+  assert.deepEqual([...pool.plan(2, false)], []);
   pool.creationEnded("python", null); // a failed creation frees its place
-  assert.deepEqual([...pool.plan(8)], [["python", 2]]);
+  assert.deepEqual([...pool.plan(8, false)], [["python", 2]]);
 });
 
 test("the most recently used environment gets the slots first", () => {
@@ -41,7 +41,7 @@ test("the most recently used environment gets the slots first", () => {
   pool.noteDemand("java", 100);
   advance(10);
   pool.noteDemand("python", 100);
-  assert.deepEqual([...pool.plan(3)], [["python", 2], ["java", 1]]);
+  assert.deepEqual([...pool.plan(3, false)], [["python", 2], ["java", 1]]);
 });
 
 test("with pauses between jobs, replacements are made once the job ended, not beside it", () => {
@@ -73,6 +73,7 @@ test("with jobs back to back, replacements are made at once: there is no pause t
   // while a job is open, the next one counts as back to back whatever the clock says
   advance(10_000);
   pool.noteDemand("python", 100);
+  assert.deepEqual([...pool.plan(8, true)], [["python", 1]], "one still ready, yet made at once: a job of it is open");
   assert.ok(pool.take("python"));
   pool.noteJobEnded("python");
   pool.noteJobEnded("python");
@@ -106,7 +107,7 @@ test("environments without jobs for the window go cold and their containers are 
   advance(2);
   assert.deepEqual(pool.stale(), [w]);
   assert.equal(pool.size, 0);
-  assert.deepEqual([...pool.plan(8)], []);
+  assert.deepEqual([...pool.plan(8, false)], []);
 });
 
 test("an environment whose warm containers die unused twice stays cold", () => {
@@ -114,9 +115,9 @@ test("an environment whose warm containers die unused twice stays cold", () => {
   pool.noteDemand("broken", 100);
   assert.equal(pool.noteEarlyDeath("broken"), false);
   assert.equal(pool.noteEarlyDeath("broken"), true);
-  assert.deepEqual([...pool.plan(8)], []);
+  assert.deepEqual([...pool.plan(8, false)], []);
   pool.noteDemand("broken", 100);
-  assert.deepEqual([...pool.plan(8)], []);
+  assert.deepEqual([...pool.plan(8, false)], []);
 });
 
 test("warm containers are sized like their environment's latest job", () => {
@@ -148,5 +149,5 @@ test("forget and drain hand back what was ready; --warm 0 plans nothing", () => 
   const off = new WarmPool(0);
   off.noteDemand("python", 100);
   assert.equal(off.enabled, false);
-  assert.deepEqual([...off.plan(8)], []);
+  assert.deepEqual([...off.plan(8, false)], []);
 });

@@ -147,7 +147,7 @@ export class WarmPool {
    * How many containers to start creating now, per environment, given the free job slots and
    * whether jobs are running (see the timing rule above).
    */
-  plan(freeSlots: number, jobsRunning = false): Map<string, number> {
+  plan(freeSlots: number, jobsRunning: boolean): Map<string, number> {
     const out = new Map<string, number>();
     if (!this.enabled) return out;
     let budget = freeSlots - this.size - this.inFlight();
