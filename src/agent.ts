@@ -78,7 +78,7 @@ export class GradingAgent {
   private ports: PortPool;
   private debugHostValue: string | null = null;
   private readonly jobs = new Map<string, Job>();
-  private readonly queue: Array<{ job: Job; task: JobTask; warmKey: string | null }> = [];
+  private readonly queue: Array<{ job: Job; task: JobTask }> = [];
   private readonly warm: WarmContainers;
   private readonly running = new Map<string, Running>();
   private readonly recent = new RecentJobs();
@@ -415,9 +415,9 @@ export class GradingAgent {
     if (job.killed) return;
     if (warmKey !== null) {
       this.warm.noteDemand(warmKey, task.memoryMb);
-      job.warmDemand = warmKey;
+      job.warmEnv = warmKey;
     }
-    this.queue.push({ job, task, warmKey });
+    this.queue.push({ job, task });
     this.pump();
   }
 
@@ -430,12 +430,13 @@ export class GradingAgent {
     const promised = new Map<string, number>();
     while (this.running.size < this.config.concurrency && this.queue.length > 0) {
       const queued = this.queue.shift()!;
-      const { job, task, warmKey } = queued;
+      const { job, task } = queued;
+      const warmKey = job.warmEnv;
       if (job.phase !== "queued") continue;
       const warm = warmKey !== null ? this.warm.take(warmKey) : null;
       if (warm !== null) {
         job.jobDir = warm.jobDir;
-        job.warmKey = warmKey;
+        job.ranWarm = true;
         this.dispatch(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
       } else if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0)) {
         promised.set(warmKey, (promised.get(warmKey) ?? 0) + 1);
@@ -446,8 +447,7 @@ export class GradingAgent {
     if (!this.draining && !this.closing && this.pool !== null) {
       // One free slot is kept out of the budget: near saturation, a warm container being made
       // would only compete with the next job's own container for the engine.
-      const jobsRunning = [...this.running.values()].some((r) => r.job.phase === "running");
-      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length - 1, jobsRunning);
+      this.warm.refill(this.pool, this.config.concurrency - this.running.size - this.queue.length - 1, this.anyJobRunning());
     }
   }
 
@@ -486,6 +486,12 @@ export class GradingAgent {
     this.running.set(job.id, { job, settled });
   }
 
+  /** Whether a job is between its worker taking it and its result (cleanups do not count). */
+  private anyJobRunning(): boolean {
+    for (const r of this.running.values()) if (r.job.phase === "running") return true;
+    return false;
+  }
+
   /** Open jobs, and closed ones whose worker is still removing what they used. */
   private unfinishedJobs(): Job[] {
     return [...new Set([...this.jobs.values(), ...[...this.running.values()].map((r) => r.job)])];
@@ -499,7 +505,7 @@ export class GradingAgent {
   private closeWith(job: Job, outcome: GradingOutcome): void {
     const facts = { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent };
     // a warm container that gave a result: its environment's warm containers work
-    if (job.warmKey !== null && (outcome.kind === "result" || outcome.kind === "encoded-result")) this.warm.noteServed(job.warmKey);
+    if (job.ranWarm && job.warmEnv !== null && (outcome.kind === "result" || outcome.kind === "encoded-result")) this.warm.noteServed(job.warmEnv);
     this.close(job, composeOutcome(facts, outcome), outcome.timings);
   }
 
@@ -588,7 +594,7 @@ export class GradingAgent {
   /** The single closing path of a job. */
   private close(job: Job, done: AgentJobDone | EncodedJobDone, timings: PhaseTimings = {}): void {
     if (!job.close()) return;
-    if (job.warmDemand !== null) this.warm.noteJobEnded(job.warmDemand);
+    if (job.warmEnv !== null) this.warm.noteJobEnded(job.warmEnv);
     this.jobs.delete(job.id);
     this.recent.add(job.id);
     // A running job's ports are released when its worker is done with its containers.

@@ -16,10 +16,13 @@ export class Job {
   readonly startedAt = performance.now();
   /** When it left the queue for a worker. */
   dispatchedAt: number | null = null;
-  /** The environment whose warm container runs the job (null: a container made for it). */
-  warmKey: string | null = null;
-  /** The environment whose warm containers could run it, once it counts as their demand (null: none could). */
-  warmDemand: string | null = null;
+  /**
+   * The environment whose warm containers could run it, set once it counts as their demand (null:
+   * none could: network, ports, or not queued yet).
+   */
+  warmEnv: string | null = null;
+  /** It runs in one of those warm containers (else in a container made for it). */
+  ranWarm = false;
 
   constructor(
     readonly id: string,

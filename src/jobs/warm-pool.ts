@@ -82,8 +82,9 @@ export class WarmPool {
   /** A job of this environment was accepted; each such job is ended once with noteJobEnded. */
   noteDemand(envKey: string, memoryMb: number): void {
     const now = this.now();
-    const gap = (this.open.get(envKey) ?? 0) > 0 ? 0 : now - (this.lastEnd.get(envKey) ?? -Infinity);
-    this.open.set(envKey, (this.open.get(envKey) ?? 0) + 1);
+    const open = this.open.get(envKey) ?? 0;
+    const gap = open > 0 ? 0 : now - (this.lastEnd.get(envKey) ?? -Infinity);
+    this.open.set(envKey, open + 1);
     if (gap < BACK_TO_BACK_GAP_MS) this.backToBack.add(envKey);
     else this.backToBack.delete(envKey);
     if (this.unwarmable.has(envKey)) return;
