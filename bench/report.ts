@@ -1,5 +1,5 @@
 /** The bench's outputs: the printed table and the SVG chart (hand-written, no library). */
-import type { BenchResults } from "./run.js";
+import type { BenchResults } from "./results.js";
 
 const fmt = (v: number | null | undefined, digits = 1): string =>
   v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
