@@ -44,6 +44,36 @@ async function mkdirOpen(p: string): Promise<void> {
   await fs.chmod(p, 0o777);
 }
 
+/** The container the agent would create for the trivial job: the same image, limits, stream and binds. */
+function containerSpec(
+  o: FloorOptions, dirs: { task: string; sockets: string; common: string; commonStudent: string },
+): Docker.ContainerCreateOptions {
+  const bytes = o.memoryMb * 1024 * 1024;
+  return {
+    Image: o.imageId,
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: false,
+    Tty: false,
+    Env: ["DEBUGGER=False"],
+    Labels: { [BENCH_LABEL]: o.runId },
+    HostConfig: {
+      Memory: bytes,
+      MemorySwap: bytes,
+      NetworkMode: "none",
+      LogConfig: { Type: "none", Config: {} },
+      Binds: [
+        `${dirs.task}:/task`,
+        `${dirs.sockets}:/sockets`,
+        `${dirs.common}:/course/common:ro`,
+        `${dirs.commonStudent}:/course/common/student:ro`,
+      ],
+    },
+  };
+}
+
 export async function floorJob(o: FloorOptions): Promise<FloorJob> {
   const startAt = now();
   let t = startAt;
@@ -68,30 +98,7 @@ export async function floorJob(o: FloorOptions): Promise<FloorJob> {
     await mkdirOpen(sockets);
     await fs.mkdir(commonStudent, { recursive: true });
     lap("prepare");
-    const bytes = o.memoryMb * 1024 * 1024;
-    container = await o.docker.createContainer({
-      Image: o.imageId,
-      OpenStdin: true,
-      StdinOnce: false,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: false,
-      Tty: false,
-      Env: ["DEBUGGER=False"],
-      Labels: { [BENCH_LABEL]: o.runId },
-      HostConfig: {
-        Memory: bytes,
-        MemorySwap: bytes,
-        NetworkMode: "none",
-        LogConfig: { Type: "none", Config: {} },
-        Binds: [
-          `${task}:/task`,
-          `${sockets}:/sockets`,
-          `${common}:/course/common:ro`,
-          `${commonStudent}:/course/common/student:ro`,
-        ],
-      },
-    });
+    container = await o.docker.createContainer(containerSpec(o, { task, sockets, common, commonStudent }));
     lap("create");
     const stream = (await container.attach({
       stream: true, stdin: true, stdout: true, stderr: false, hijack: true,

@@ -1,5 +1,21 @@
-/** The bench's outputs: the printed table and the SVG chart (hand-written, no library). */
-import type { BenchResults } from "./run.js";
+/**
+ * The bench's outputs: the JSON (OUT/<run id>.json and OUT/latest.json), the printed table and
+ * the SVG chart (throughput and p50 latency against concurrency, agent vs floor; hand-written,
+ * no library). It reads the results and nothing else.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { BenchResults } from "./results.js";
+
+/** Writes the JSON and the chart into `out` and prints the table on stdout. */
+export function writeResults(out: string, runId: string, results: BenchResults): void {
+  mkdirSync(out, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  writeFileSync(path.join(out, `${runId}.json`), json);
+  writeFileSync(path.join(out, "latest.json"), json);
+  writeFileSync(path.join(out, "latest.svg"), svgChart(results));
+  process.stdout.write(`${textReport(results)}\n\nwrote ${path.join(out, `${runId}.json`)}, latest.json, latest.svg\n`);
+}
 
 const fmt = (v: number | null | undefined, digits = 1): string =>
   v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);

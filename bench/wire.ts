@@ -3,7 +3,7 @@
  * sends and timestamps. It pings the agent every 100 ms and times each Pong the moment it
  * arrives; job results, even 40 MB ones, are only skimmed (msgpack skeleton, no payload
  * decoding or copying), so nothing that arrives can delay the timing of what follows.
- * The driver thread (run.ts) decides what to send and gets small event objects back.
+ * The main thread (wire-client.ts) decides what to send and gets small event objects back.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { gunzipSync } from "node:zlib";
