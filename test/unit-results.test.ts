@@ -1,5 +1,5 @@
 /**
- * Unit tests for what a grading container returns: the result map checker and the archive decoder.
+ * Unit tests for what a grading container returns: the result map checker and the archive checks.
  */
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
@@ -7,9 +7,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { gzipSync } from "node:zlib";
+import { once } from "node:events";
+import { createGzip, gzipSync } from "node:zlib";
 import { BadResultError, checkGradingResult } from "../src/protocol/grading-result.js";
-import { BadArchiveError, decodeArchive } from "../src/protocol/archive.js";
+import { BadArchiveError, TarWalker, checkArchive, decodeArchive } from "../src/protocol/archive.js";
 
 describe("checkGradingResult", () => {
   test("defaults: an empty map is an error with grade unset", () => {
@@ -130,11 +131,16 @@ const handTar = Buffer.concat([
   END,
 ]);
 
-describe("decodeArchive", () => {
+/** Expects `checkArchive` to refuse the base64 text with a BadArchiveError whose message matches. */
+async function refused(base64: string, pattern: RegExp, what = ""): Promise<void> {
+  await assert.rejects(checkArchive(base64), (err: unknown) => err instanceof BadArchiveError && pattern.test(err.message), what);
+}
+
+describe("checkArchive", () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "unit-archive-"));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  test("a tgz made by the tar command is accepted and returned as is", () => {
+  test("a tgz made by the tar command is accepted and returned as is", async () => {
     const src = path.join(tmp, "archive");
     mkdirSync(path.join(src, "sub"), { recursive: true });
     writeFileSync(path.join(src, "feedback.txt"), "ok\n");
@@ -142,70 +148,184 @@ describe("decodeArchive", () => {
     const out = path.join(tmp, "a.tgz");
     execFileSync("tar", ["-czf", out, "-C", src, "."]);
     const tgz = readFileSync(out);
-    const back = decodeArchive(tgz.toString("base64"));
+    const back = await checkArchive(tgz.toString("base64"));
     assert.ok(back.equals(tgz));
   });
 
-  test("a hand-built tgz is accepted", () => {
+  test("a hand-built tgz is accepted", async () => {
+    const tgz = gzipSync(handTar);
+    assert.ok((await checkArchive(tgz.toString("base64"))).equals(tgz));
+  });
+
+  test("base64 wrapped in lines (as base64.encodebytes writes it) is accepted", async () => {
+    const tgz = gzipSync(handTar);
+    const wrapped = tgz.toString("base64").replace(/.{76}/g, "$&\n") + "\n";
+    assert.ok((await checkArchive(wrapped)).equals(tgz));
+  });
+
+  test("an empty tar archive (end blocks only) is accepted", async () => {
+    await checkArchive(gzipSync(END).toString("base64"));
+  });
+
+  test("a tar without end blocks that ends on an entry boundary is accepted", async () => {
+    await checkArchive(gzipSync(tarEntry("x", Buffer.from("y"))).toString("base64"));
+  });
+
+  test("text that is not base64 is refused", async () => {
+    for (const s of ["not base64!", "AAAA$", "====AAAA", "a b"]) await refused(s, /not base64/, s);
+  });
+
+  test("base64 of data that is not gzip is refused", async () => {
+    await refused(handTar.toString("base64"), /not gzip/);
+    await refused("", /not gzip/);
+  });
+
+  test("gzip of text that is not a tar is refused", async () => {
+    await refused(gzipSync(Buffer.from("hello world")).toString("base64"), /truncated/);
+    await refused(gzipSync(Buffer.alloc(2048, 0x41)).toString("base64"), /checksum/);
+  });
+
+  test("gzip of nothing is refused", async () => {
+    await refused(gzipSync(Buffer.alloc(0)).toString("base64"), /empty/);
+  });
+
+  test("a header with a wrong checksum is refused, at its offset", async () => {
+    const t = Buffer.from(handTar);
+    t[0] = t[0]! + 1; // change the name of the first entry, not its checksum
+    await refused(gzipSync(t).toString("base64"), /checksum at byte 0/);
+    const second = Buffer.from(handTar);
+    second[1024]! += 1; // the second entry's header (after a.txt's header and its one data block)
+    await refused(gzipSync(second).toString("base64"), /checksum at byte 1024/);
+  });
+
+  test("a truncated tar is refused wherever it is cut", async () => {
+    const body = Buffer.concat([tarEntry("a.txt", Buffer.from("hello\n")), tarEntry("b.bin", Buffer.alloc(1500, 1))]);
+    // cut inside the second entry's data, inside its header, and mid-block
+    for (const cut of [512 + 512 + 512 + 100, 512 + 512 + 200, 700, 1024 + 512 + 1024]) {
+      await refused(gzipSync(body.subarray(0, cut)).toString("base64"), /truncated/, `cut at ${cut}`);
+    }
+  });
+
+  test("a truncated gzip stream is refused", async () => {
+    const tgz = gzipSync(handTar);
+    await refused(tgz.subarray(0, tgz.length - 10).toString("base64"), /not gzip/);
+    await refused(tgz.subarray(0, tgz.length - 4).toString("base64"), /not gzip/); // the length of the trailer cut
+  });
+
+  test("a gzip stream with a wrong CRC is refused", async () => {
+    const tgz = Buffer.from(gzipSync(handTar));
+    tgz[tgz.length - 8]! ^= 0xff;
+    await refused(tgz.toString("base64"), /not gzip/);
+  });
+
+  test("entries of 8 GiB and more: GNU base-256 sizes and pax sizes are followed", async () => {
+    const big = 9 * 1024 ** 3;
+    // base-256: the header says 9 GiB; the data is not there, so the tar is truncated, not refused for its size
+    const gnu = tarHeader("huge.bin", 0);
+    gnu.fill(0, 124, 136);
+    gnu[124] = 0x80;
+    gnu.writeUIntBE(big, 130, 6);
+    gnu.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of gnu) sum += b;
+    gnu.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "latin1");
+    await refused(gzipSync(Buffer.concat([gnu, Buffer.alloc(4096, 0x61)])).toString("base64"), /truncated/);
+    // pax: an 'x' entry gives the size of the next entry, whose own size field says 0
+    const record = (k: string, v: string): string => {
+      const body = ` ${k}=${v}\n`;
+      let n = body.length + 1;
+      while (String(n).length + body.length !== n) n++;
+      return `${n}${body}`;
+    };
+    const pax = Buffer.from(record("path", "data.bin") + record("size", "1500"));
+    const withPax = Buffer.concat([
+      tarHeader("PaxHeader/data.bin", pax.length, "x"), pax, Buffer.alloc(512 - pax.length),
+      tarHeader("data.bin", 0), Buffer.alloc(1536, 0x62), END,
+    ]);
+    await checkArchive(gzipSync(withPax).toString("base64"));
+    // without the pax header, the same bytes are data read as a header: refused
+    await refused(gzipSync(withPax.subarray(1024)).toString("base64"), /checksum at byte 512/);
+  });
+
+  test("the walker gives the same answer whatever the chunks it is fed", () => {
+    const cut = (buf: Buffer, size: number): Error | null => {
+      const w = new TarWalker();
+      try {
+        for (let at = 0; at < buf.length; at += size) w.push(buf.subarray(at, at + size));
+        w.end();
+        return null;
+      } catch (err) {
+        return err as Error;
+      }
+    };
+    const broken = Buffer.from(handTar);
+    broken[1024]! += 1;
+    for (const size of [1, 7, 511, 512, 513, 4096]) {
+      assert.equal(cut(handTar, size), null, `chunks of ${size}`);
+      assert.match(cut(broken, size)?.message ?? "", /checksum at byte 1024/, `chunks of ${size}`);
+      assert.match(cut(handTar.subarray(0, 1600), size)?.message ?? "", /truncated/, `chunks of ${size}`);
+    }
+  });
+
+  test("past its budget of inflated bytes the check stops and accepts", async () => {
+    // a broken header at 1 MiB: found with the default budget, not looked at with a 64 KiB one
+    const body = Buffer.concat([tarEntry("a.bin", Buffer.alloc(1024 * 1024 - 512, 1)), Buffer.alloc(512, 0x41), END]);
+    const tgz = gzipSync(body);
+    await refused(tgz.toString("base64"), /checksum at byte 1048576/);
+    assert.ok((await checkArchive(tgz.toString("base64"), 64 * 1024)).equals(tgz));
+  });
+
+  test("900 MB of zeros is accepted with bounded memory, the event loop running meanwhile", async () => {
+    const size = 900 * 1024 * 1024;
+    const gz = createGzip({ level: 1, chunkSize: 64 * 1024 });
+    const parts: Buffer[] = [];
+    gz.on("data", (c: Buffer) => parts.push(c));
+    gz.write(tarHeader("zeros", size));
+    const mib = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < size / mib.length; i++) {
+      if (!gz.write(mib)) await once(gz, "drain");
+    }
+    gz.end(END);
+    await once(gz, "end");
+    const base64 = Buffer.concat(parts).toString("base64");
+    parts.length = 0;
+
+    const peakBefore = process.resourceUsage().maxRSS; // kB
+    const rssBefore = process.memoryUsage().rss;
+    let peakRss = rssBefore;
+    let ticks = 0;
+    const sampler = setInterval(() => {
+      ticks++;
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }, 5);
+    try {
+      await checkArchive(base64);
+    } finally {
+      clearInterval(sampler);
+    }
+    const peakGrowthMb = (process.resourceUsage().maxRSS - peakBefore) / 1024;
+    const sampledGrowthMb = (peakRss - rssBefore) / 1024 / 1024;
+    process.stdout.write(`# 900 MiB of zeros: peak RSS +${peakGrowthMb.toFixed(1)} MB, sampled RSS +${sampledGrowthMb.toFixed(1)} MB, ${ticks} timer ticks\n`);
+    assert.ok(peakGrowthMb < 64, `peak RSS grew by ${peakGrowthMb} MB`);
+    assert.ok(sampledGrowthMb < 64, `RSS grew by ${sampledGrowthMb} MB`);
+    assert.ok(ticks > 0, "timers ran while the archive was checked");
+  });
+});
+
+describe("decodeArchive (whole in memory, for an archive the program made itself)", () => {
+  test("a hand-built tgz is accepted and returned as is", () => {
     const tgz = gzipSync(handTar);
     assert.ok(decodeArchive(tgz.toString("base64")).equals(tgz));
   });
 
-  test("base64 wrapped in lines (as base64.encodebytes writes it) is accepted", () => {
-    const tgz = gzipSync(handTar);
-    const wrapped = tgz.toString("base64").replace(/.{76}/g, "$&\n") + "\n";
-    assert.ok(decodeArchive(wrapped).equals(tgz));
-  });
-
-  test("an empty tar archive (end blocks only) is accepted", () => {
-    assert.doesNotThrow(() => decodeArchive(gzipSync(END).toString("base64")));
-  });
-
-  test("a tar without end blocks that ends on an entry boundary is accepted", () => {
-    assert.doesNotThrow(() => decodeArchive(gzipSync(tarEntry("x", Buffer.from("y"))).toString("base64")));
-  });
-
-  test("text that is not base64 is refused", () => {
-    for (const s of ["not base64!", "AAAA$", "====AAAA", "a b"]) {
-      assert.throws(() => decodeArchive(s), (err: unknown) => err instanceof BadArchiveError && /not base64/.test(err.message), s);
-    }
-  });
-
-  test("base64 of data that is not gzip is refused", () => {
-    assert.throws(() => decodeArchive(handTar.toString("base64")), /not gzip/);
-    assert.throws(() => decodeArchive(""), BadArchiveError);
-  });
-
-  test("gzip of text that is not a tar is refused", () => {
-    assert.throws(() => decodeArchive(gzipSync(Buffer.from("hello world")).toString("base64")), BadArchiveError);
-    assert.throws(() => decodeArchive(gzipSync(Buffer.alloc(2048, 0x41)).toString("base64")), /checksum/);
-  });
-
-  test("gzip of nothing is refused", () => {
-    assert.throws(() => decodeArchive(gzipSync(Buffer.alloc(0)).toString("base64")), /empty/);
-  });
-
-  test("a header with a wrong checksum is refused", () => {
+  test("the same refusals as the streaming check", () => {
     const t = Buffer.from(handTar);
-    t[0] = t[0]! + 1; // change the name of the first entry, not its checksum
+    t[0] = t[0]! + 1;
     assert.throws(() => decodeArchive(gzipSync(t).toString("base64")), /checksum at byte 0/);
-  });
-
-  test("a truncated tar is refused wherever it is cut", () => {
-    const body = Buffer.concat([tarEntry("a.txt", Buffer.from("hello\n")), tarEntry("b.bin", Buffer.alloc(1500, 1))]);
-    // cut inside the second entry's data, inside its header, and mid-block
-    for (const cut of [512 + 512 + 512 + 100, 512 + 512 + 200, 700, 1024 + 512 + 1024]) {
-      assert.throws(
-        () => decodeArchive(gzipSync(body.subarray(0, cut)).toString("base64")),
-        BadArchiveError,
-        `cut at ${cut}`,
-      );
-    }
-  });
-
-  test("a truncated gzip stream is refused", () => {
-    const tgz = gzipSync(handTar);
-    assert.throws(() => decodeArchive(tgz.subarray(0, tgz.length - 10).toString("base64")), /not gzip/);
+    assert.throws(() => decodeArchive("a b"), /not base64/);
+    assert.throws(() => decodeArchive(handTar.toString("base64")), /not gzip/);
+    assert.throws(() => decodeArchive(gzipSync(Buffer.alloc(0)).toString("base64")), /empty/);
+    assert.throws(() => decodeArchive(gzipSync(handTar.subarray(0, 700)).toString("base64")), /truncated/);
   });
 
   test("an archive over the unpacked size cap is refused", () => {

@@ -19,7 +19,7 @@ import { move, transferableSymbol, valueSymbol } from "piscina";
 import { createLogger, type Logger } from "../src/log.js";
 import { connectDocker } from "../src/docker/engine.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
-import { decodeArchive } from "../src/protocol/archive.js";
+import { checkArchive } from "../src/protocol/archive.js";
 import {
   ContainerStreamDecoder,
   ContainerStreamError,
@@ -367,7 +367,7 @@ class JobRun {
     }
     try {
       // Encoded here, so that the main thread only forwards the bytes (results can weigh tens of MB).
-      const done = resultDone(t.jobId, this.checkResult(rawResult));
+      const done = resultDone(t.jobId, await this.checkResult(rawResult));
       return {
         kind: "encoded-result", result: done.result[0], grade: done.grade, frame: encodeAgentMessage(done), timeout, oomKilled,
       };
@@ -475,9 +475,9 @@ class JobRun {
     return { container, stream };
   }
 
-  private checkResult(raw: unknown): CheckedResult {
+  private async checkResult(raw: unknown): Promise<CheckedResult> {
     const r = checkGradingResult(raw);
-    const archive = r.archive === null ? null : decodeArchive(r.archive);
+    const archive = r.archive === null ? null : await checkArchive(r.archive);
     return { ...r, archive };
   }
 
