@@ -7,6 +7,7 @@
  */
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { killQuietly } from "../src/docker/engine.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
@@ -16,7 +17,7 @@ import { encodeContainerMessage } from "../src/protocol/container-stream.js";
 import type { Packable } from "../src/protocol/msgpack.js";
 import { createAndStart, type NotStarted, type Started } from "./grading-container.js";
 import { readOutput, type Output } from "./grading-output.js";
-import { killQuietly, killStudents, phase, type JobContext } from "./job-context.js";
+import { killStudents, phase, type JobContext } from "./job-context.js";
 import { inspectOomKilled, statsDelay, watchDiskLimit } from "./job-limits.js";
 import { adoptWarm } from "./warm.js";
 
@@ -98,7 +99,7 @@ function writeStart(t: JobTask, stream: NodeJS.ReadWriteStream): void {
  */
 async function runUntilExit(ctx: JobContext, container: Docker.Container, output: Output, exited: Promise<number>): Promise<number> {
   await Promise.race([output.done, exited]);
-  if (output.streamError !== null || ctx.fatal !== null) await killQuietly(container);
+  if (output.streamError !== null || ctx.fatal !== null) await killQuietly(ctx.docker, container.id, ctx.log);
   return exited;
 }
 

@@ -8,6 +8,7 @@
 import type * as Comlink from "comlink";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { killQuietly } from "../src/docker/engine.js";
 import type { DiskWatch } from "../src/limits/disk-usage.js";
 import type { JobPaths } from "../src/jobs/job-directory.js";
 import type { JobTask, MainApi, PhaseTimings } from "../src/jobs/job-task.js";
@@ -72,7 +73,7 @@ export function failJob(ctx: JobContext, text: string, log: Logger): void {
   if (ctx.fatal !== null) return;
   ctx.fatal = text;
   log.warn({ reason: text }, "ending job");
-  if (ctx.grading) void killQuietly(ctx.grading);
+  if (ctx.grading) void killQuietly(ctx.docker, ctx.grading.id, ctx.log);
 }
 
 export function writeToGrading(ctx: JobContext, message: { type: string } & Record<string, Packable>): void {
@@ -86,13 +87,5 @@ export function writeToGrading(ctx: JobContext, message: { type: string } & Reco
 
 /** Kills every student container of the job that exists (without waiting for their runs). */
 export function killStudents(ctx: JobContext): Promise<unknown> {
-  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killQuietly(ctx.docker.getContainer(run.id)))));
-}
-
-export async function killQuietly(container: Docker.Container): Promise<void> {
-  try {
-    await container.kill();
-  } catch {
-    /* already stopped or gone */
-  }
+  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killQuietly(ctx.docker, run.id, ctx.log))));
 }
