@@ -2,7 +2,7 @@
  * What the grading container says on its stdout while its job runs: msgpack messages read and
  * checked as they come (src/protocol/container-stream.ts). `result` is kept for the end of the job,
  * `run_student` starts a student container, `ssh_debug` and `ssh_student` forward SSH access to
- * the main thread (once per job); a fatal error of the job stops the reading. After
+ * the main thread (which sends it once per job); a fatal error of the job stops the reading. After
  * the container exits, the rest of its output gets a short while to arrive.
  */
 import type { Logger } from "../src/log.js";
@@ -108,16 +108,11 @@ function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
   }
 }
 
-/** Forwards SSH access to the main thread, once per job. */
+/** Forwards SSH access to the main thread, which sends the first one of a job to the backend and ignores the others. */
 function sendSsh(ctx: JobContext, port: number, user: unknown, key: unknown, log: Logger): void {
   if (typeof user !== "string" || typeof key !== "string") {
     log.warn("ssh message without a user and key: ignored");
     return;
   }
-  if (ctx.sshSent) {
-    log.warn("a second SSH debug message for one job: ignored");
-    return;
-  }
-  ctx.sshSent = true;
   void ctx.api.sshDebug(ctx.task.jobId, port, user, key);
 }

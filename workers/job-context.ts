@@ -40,7 +40,6 @@ export interface JobContext {
   readonly students: Map<string, StudentRun>;
   /** Why the job is being ended early, once something decided it (the first reason wins). */
   fatal: string | null;
-  sshSent: boolean;
   /** Set once the grading container has exited: no student container may start after it. */
   parentGone: boolean;
   /** Directories the disk limit counts: the job directory and each container's writable layer. */
@@ -56,7 +55,7 @@ export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Rem
     phaseStart: performance.now(),
     paths: null, grading: null, stdin: null,
     students: new Map(),
-    fatal: null, sshSent: false, parentGone: false,
+    fatal: null, parentGone: false,
     diskRoots: [], disk: null,
   };
 }
