@@ -12,7 +12,7 @@ import type { JobPaths } from "../src/jobs/job-directory.js";
 import type { JobTask, StudentEnvironment } from "../src/jobs/job-task.js";
 
 /** Two SELinux MCS categories drawn from a seed, so that jobs cannot read each other's files. */
-export function selinuxLevel(seed: string): string {
+function selinuxLevel(seed: string): string {
   const h = createHash("sha256").update(seed).digest();
   const c1 = h.readUInt16BE(0) % 1024;
   let c2 = h.readUInt16BE(2) % 1024;

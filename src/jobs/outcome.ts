@@ -49,7 +49,7 @@ export function jobDone(
 }
 
 /** The AgentJobDone that carries a container's own (checked) result. */
-export function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
+function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
   return jobDone(jobId, r.result as JobResultKind, r.text, r.state, {
     grade: r.grade ?? undefined,
     problems: r.problems,
