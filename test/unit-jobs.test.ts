@@ -4,7 +4,8 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { JobParametersError, parseJobParameters } from "../src/jobs/job-params.js";
-import { composeOutcome, defaultGrade, jobDone, type JobFacts } from "../src/jobs/outcome.js";
+import { collectResult, composeOutcome, defaultGrade, jobDone, runOutcome, type JobFacts, type RunFacts } from "../src/jobs/outcome.js";
+import { decodeJobDone, encodeAgentMessage } from "../src/protocol/messages.js";
 import { Job, RecentJobs } from "../src/jobs/job.js";
 import type { CheckedResult, GradingOutcome } from "../src/jobs/job-task.js";
 
@@ -148,6 +149,82 @@ describe("composeOutcome", () => {
   test("a timeout also wins over a missing result", () => {
     const d = composeOutcome(facts(), { kind: "no-result", text: "nothing", timeout: true, oomKilled: false });
     assert.deepEqual(d.result, ["timeout", ""]);
+  });
+});
+
+const run = (over: Partial<RunFacts> = {}): RunFacts => ({
+  jobId: "j1", timeout: false, oomKilled: false, diskExceededBytes: null, engineLost: null, fatal: null, streamError: null,
+  rawResult: { result: "success", text: "fine", grade: 80, state: "s2", stdout: "o" }, ...over,
+});
+
+describe("runOutcome (the worker's part of the precedence)", async () => {
+  test("a readable result is checked and encoded as the job's AgentJobDone", async () => {
+    const o = await runOutcome(run({ timeout: true }));
+    assert.equal(o.kind, "encoded-result");
+    if (o.kind !== "encoded-result") return;
+    assert.deepEqual([o.result, o.grade, o.timeout, o.oomKilled], ["success", 80, true, false]);
+    assert.deepEqual(decodeJobDone(o.frame), {
+      type: "AgentJobDone", job_id: "j1", result: ["success", "fine"], grade: 80, problems: {}, tests: {}, custom: {},
+      state: "s2", archive: null, stdout: "o", stderr: "",
+    });
+  });
+
+  test("the encoded frame is the bytes of the same AgentJobDone composeOutcome gives for the checked result", async () => {
+    const o = await runOutcome(run());
+    const direct = composeOutcome(facts(), resultOutcome({ result: checked({
+      result: "success", text: "fine", grade: 80, problems: {}, tests: {}, custom: {}, state: "s2", archive: null, stdout: "o", stderr: "",
+    }) }));
+    assert.ok(o.kind === "encoded-result" && direct.type === "AgentJobDone");
+    assert.deepEqual(Buffer.from(o.frame), encodeAgentMessage(direct));
+  });
+
+  test("a result that fails its check is a crash with the check's text", async () => {
+    const o = await runOutcome(run({ rawResult: { result: "success", bogus: 1 } }));
+    assert.equal(o.kind, "crash");
+    assert.match((o as { text: string }).text, /badly formatted \(unknown key "bogus"\)/);
+    assert.equal((await collectResult("j1", "not a map", { timeout: false, oomKilled: true })).kind, "crash");
+  });
+
+  test("the disk limit wins over a lost engine, a fatal error, a stream error and the result", async () => {
+    const o = await runOutcome(run({ diskExceededBytes: 5 << 20, engineLost: "gone", fatal: "f", streamError: "s", oomKilled: true }));
+    assert.deepEqual(o, { kind: "crash", text: "disk limit", timeout: false, oomKilled: true, diskExceededBytes: 5 << 20 });
+  });
+
+  test("a lost engine wins over fatal and stream errors when no result came, and yields to a result", async () => {
+    const o = await runOutcome(run({ engineLost: "socket hang up", fatal: "f", rawResult: undefined }));
+    assert.deepEqual(o, {
+      kind: "crash", text: "The agent lost contact with the Docker engine while the job ran (socket hang up). Please retry.",
+      timeout: false, oomKilled: false,
+    });
+    assert.equal((await runOutcome(run({ engineLost: "socket hang up" }))).kind, "encoded-result");
+    assert.deepEqual(await runOutcome(run({ engineLost: "x", fatal: "why" })), { kind: "crash", text: "why", timeout: false, oomKilled: false });
+  });
+
+  test("fatal > stream error > no result > result", async () => {
+    assert.deepEqual(await runOutcome(run({ fatal: "bad socket id", streamError: "s" })),
+      { kind: "crash", text: "bad socket id", timeout: false, oomKilled: false });
+    assert.deepEqual(await runOutcome(run({ streamError: "message too big", rawResult: undefined })),
+      { kind: "crash", text: "The grader's output could not be read: message too big.", timeout: false, oomKilled: false });
+    assert.deepEqual(await runOutcome(run({ rawResult: undefined, timeout: true })),
+      { kind: "no-result", text: "The grader did not return any result.", timeout: true, oomKilled: false });
+  });
+
+  test("collect is called only when the result decides, with what was seen", async () => {
+    const calls: unknown[] = [];
+    const collect = (raw: unknown, seen: object): Promise<GradingOutcome> => (calls.push([raw, seen]), Promise.resolve({ kind: "crash", text: "c", timeout: false, oomKilled: false }));
+    await runOutcome(run({ fatal: "f" }), collect);
+    await runOutcome(run({ rawResult: undefined }), collect);
+    assert.equal(calls.length, 0);
+    await runOutcome(run({ rawResult: 7, oomKilled: true }), collect);
+    assert.deepEqual(calls, [[7, { timeout: false, oomKilled: true }]]);
+  });
+
+  test("with the main thread's head: timeout and overflow win over the disk limit, which names its size", async () => {
+    const disk = await runOutcome(run({ diskExceededBytes: 3 * 1024 * 1024 }));
+    assert.deepEqual(composeOutcome(facts(), disk).result, ["overflow", "The job wrote too much to disk (3 MB, over its limit)."]);
+    assert.deepEqual(composeOutcome(facts({ oomEvent: true }), disk).result, ["overflow", ""]);
+    assert.deepEqual(composeOutcome(facts(), await runOutcome(run({ diskExceededBytes: 1, timeout: true }))).result, ["timeout", ""]);
+    assert.deepEqual(composeOutcome(facts({ killed: true }), await runOutcome(run({ diskExceededBytes: 1 }))).result, ["killed", ""]);
   });
 });
 

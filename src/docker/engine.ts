@@ -25,7 +25,7 @@ export function connectDocker(): Docker {
   return new Docker({ agent } as Docker.DockerOptions);
 }
 
-export function statusOf(err: unknown): number | undefined {
+function statusOf(err: unknown): number | undefined {
   const code = (err as { statusCode?: unknown })?.statusCode;
   return typeof code === "number" ? code : undefined;
 }

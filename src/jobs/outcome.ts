@@ -1,5 +1,14 @@
-/** Turns what happened to a job into its one AgentJobDone (protocol.md section 4, outcome precedence). */
-import type { AgentJobDone, EncodedJobDone, JobResultKind } from "../protocol/messages.js";
+/**
+ * Turns what happened to a job into its one AgentJobDone (protocol.md section 4). This module
+ * owns the outcome precedence, first match wins: killed > timeout > overflow (oom) > disk limit >
+ * engine lost > fatal grader error > unreadable output > no result > the container's own result
+ * (or the crash its check finds). The worker decides the tail from disk limit on (`runOutcome`),
+ * since only it holds the result's bytes to check and encode; the main thread, which alone knows
+ * of kills and of the engine's `oom` events, applies the head (`composeOutcome`).
+ */
+import { checkArchive } from "../protocol/archive.js";
+import { checkGradingResult } from "../protocol/grading-result.js";
+import { encodeAgentMessage, type AgentJobDone, type EncodedJobDone, type JobResultKind } from "../protocol/messages.js";
 import type { CheckedResult, GradingOutcome } from "./job-task.js";
 
 export interface JobFacts {
@@ -40,7 +49,7 @@ export function jobDone(
 }
 
 /** The AgentJobDone that carries a container's own (checked) result. */
-export function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
+function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
   return jobDone(jobId, r.result as JobResultKind, r.text, r.state, {
     grade: r.grade ?? undefined,
     problems: r.problems,
@@ -67,4 +76,58 @@ export function composeOutcome(facts: JobFacts, outcome: GradingOutcome): AgentJ
   }
   if (outcome.kind !== "result") return jobDone(facts.jobId, "crash", outcome.text, facts.previousState, plain);
   return resultDone(facts.jobId, outcome.result);
+}
+
+/** What a worker saw of its grading run once the grading container ended. */
+export interface RunFacts {
+  jobId: string;
+  /** A CPU or wall time limit was crossed. */
+  timeout: boolean;
+  oomKilled: boolean;
+  /** Largest usage seen when the job went over its disk limit; null when it did not. */
+  diskExceededBytes: number | null;
+  /** Why waiting for the container failed (the engine went away), or null. */
+  engineLost: string | null;
+  /** The text of the error that ended the job (a bad request from the grader, say), or null. */
+  fatal: string | null;
+  /** Why the container's output could not be read, or null. */
+  streamError: string | null;
+  /** The `result` message's content; undefined when the container sent none. */
+  rawResult: unknown;
+}
+
+type Seen = Pick<GradingOutcome, "timeout" | "oomKilled">;
+
+/** The container's result, checked and encoded as the job's AgentJobDone (so that the main thread only forwards the bytes). */
+export async function collectResult(jobId: string, raw: unknown, seen: Seen): Promise<GradingOutcome> {
+  try {
+    const r = checkGradingResult(raw);
+    const done = resultDone(jobId, { ...r, archive: r.archive === null ? null : await checkArchive(r.archive) });
+    return { kind: "encoded-result", result: done.result[0], grade: done.grade, frame: encodeAgentMessage(done), ...seen };
+  } catch (err) {
+    return { kind: "crash", text: (err as Error).message, ...seen };
+  }
+}
+
+/**
+ * The worker's part of the precedence: disk limit > engine lost (without a result) > fatal >
+ * unreadable output > no result > the result, which `collect` checks (collectResult by default).
+ */
+export async function runOutcome(
+  f: RunFacts,
+  collect: (raw: unknown, seen: Seen) => Promise<GradingOutcome> = (raw, seen) => collectResult(f.jobId, raw, seen),
+): Promise<GradingOutcome> {
+  const seen: Seen = { timeout: f.timeout, oomKilled: f.oomKilled };
+  if (f.diskExceededBytes !== null) return { kind: "crash", text: "disk limit", ...seen, diskExceededBytes: f.diskExceededBytes };
+  if (f.engineLost !== null && f.rawResult === undefined) {
+    return {
+      kind: "crash",
+      text: `The agent lost contact with the Docker engine while the job ran (${f.engineLost}). Please retry.`,
+      ...seen,
+    };
+  }
+  if (f.fatal !== null) return { kind: "crash", text: f.fatal, ...seen };
+  if (f.streamError !== null) return { kind: "crash", text: `The grader's output could not be read: ${f.streamError}.`, ...seen };
+  if (f.rawResult === undefined) return { kind: "no-result", text: "The grader did not return any result.", ...seen };
+  return collect(f.rawResult, seen);
 }

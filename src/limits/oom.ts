@@ -2,8 +2,10 @@
  * Was a container stopped for lack of memory? On cgroup v1 the OOM killer is disabled in our
  * containers and the engine's `oom` event is the signal (the agent then kills the container).
  * On cgroup v2 the kernel kills: the container's State.OOMKilled says so, and the cgroup's
- * memory.events counts `oom_kill`s when it can still be read.
+ * memory.events counts `oom_kill`s when it can still be read: it vanishes with the container, so
+ * it is read every second while the container runs (followMemoryEvents).
  */
+import { promises as fs } from "node:fs";
 
 export interface OomEvidence {
   /** The engine emitted an `oom` event for the container. */
@@ -33,4 +35,28 @@ export function memoryEventsPaths(containerId: string, root = "/sys/fs/cgroup"):
     `${root}/system.slice/docker-${containerId}.scope/memory.events`,
     `${root}/docker/${containerId}/memory.events`,
   ];
+}
+
+/**
+ * Whether an exited container may have been OOM-killed, so that an inspect is worth it. On
+ * cgroup v1 the OOM killer is off in our containers: the agent kills on the engine's `oom` event
+ * (the main thread counts that), so only a killed container (137, or no status) can be one.
+ */
+export function mayBeOomKilled(cgroupVersion: 1 | 2, exitCode: number): boolean {
+  return cgroupVersion !== 1 || exitCode === 137 || exitCode < 0;
+}
+
+/** On cgroup v2, keeps the container cgroup's memory.events text (it vanishes at exit). */
+export function followMemoryEvents(containerId: string, cgroupVersion: 1 | 2): { last(): string | null; stop(): void } {
+  let last: string | null = null;
+  if (cgroupVersion !== 2) return { last: () => null, stop: () => {} };
+  const paths = memoryEventsPaths(containerId);
+  const read = (): void => {
+    for (const p of paths) {
+      fs.readFile(p, "utf8").then((text) => (last = text), () => {});
+    }
+  };
+  const timer = setInterval(read, 1000);
+  timer.unref();
+  return { last: () => last, stop: () => (read(), clearInterval(timer)) };
 }

@@ -1,7 +1,7 @@
 /**
  * The main thread answers the backend's Pings (five missed and the backend fails every job of
  * the agent) and its timers; under load every CPU is busy with containers, the engine and the
- * pool threads. Pool threads lower themselves to nice 10 (workers/job.ts); this raises the
+ * pool threads. Pool threads lower themselves to nice 10 (workers/thread.ts); this raises the
  * main thread, and the threads started with it (V8's helpers, whose garbage collection the
  * main thread waits for), above the rest of the machine: nice -5 by default,
  * INGINIOUS_AGENT_MAIN_NICE to choose another value. Raising a priority needs CAP_SYS_NICE

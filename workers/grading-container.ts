@@ -1,0 +1,59 @@
+/**
+ * The cold path of a job: a fresh job directory, then the grading container created, recorded
+ * with the main thread, attached and started. Returns the container and its attach stream, or the
+ * text of the crash that ends the job; each step's time goes into the job's phase timings.
+ */
+import type Docker from "dockerode";
+import { prepareJobDirectory } from "../src/jobs/job-directory.js";
+import { gradingContainerSpec } from "./container-specs.js";
+import { phase, type JobContext } from "./job-context.js";
+
+/** A running grading container and its attach stream (stdin and stdout). */
+export interface Started {
+  container: Docker.Container;
+  stream: NodeJS.ReadWriteStream;
+}
+
+/** Why the grading container could not be had, as the crash text the student sees. */
+export interface NotStarted {
+  text: string;
+}
+
+export const KILLED_BEFORE_START: NotStarted = { text: "The job was killed before its container started." };
+
+export async function createAndStart(ctx: JobContext): Promise<Started | NotStarted> {
+  const t = ctx.task;
+  try {
+    ctx.paths = prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+    phase(ctx, "prepare");
+  } catch (err) {
+    ctx.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
+    return { text: "The agent could not prepare the job's directory. Please contact your course administrator." };
+  }
+  let container: Docker.Container;
+  try {
+    ctx.log.debug("creating grading container");
+    container = await ctx.docker.createContainer(gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network));
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, "failed to create grading container");
+    return { text: `The agent could not create the grading container: ${(err as Error).message}` };
+  }
+  ctx.grading = container;
+  phase(ctx, "create");
+  const log = ctx.log.child({ container: container.id });
+  log.debug("created grading container");
+  if (!(await ctx.api.containerCreated(t.jobId, container.id, "grading"))) return KILLED_BEFORE_START;
+  try {
+    const stream = (await container.attach({
+      stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
+    })) as NodeJS.ReadWriteStream;
+    ctx.stdin = stream;
+    await container.start();
+    phase(ctx, "start");
+    log.debug("started grading container");
+    return { container, stream };
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "failed to start grading container");
+    return { text: `The agent could not start the grading container: ${(err as Error).message}` };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The state one job shares between the worker's pieces (grading run, student containers, warm
+ * adoption, limits, cleanup): its task, the thread's Docker client and channel to the main thread,
+ * its logger and phase timings, the containers it made and how it is ending. A plain object the
+ * pieces take as their first argument, with the few helpers that every piece needs: the phase
+ * clock, failing the job once, writing to the grading container, killing its student containers.
+ */
+import type * as Comlink from "comlink";
+import type Docker from "dockerode";
+import type { Logger } from "../src/log.js";
+import { killQuietly } from "../src/docker/engine.js";
+import type { DiskWatch } from "../src/limits/disk-usage.js";
+import type { JobPaths } from "../src/jobs/job-directory.js";
+import type { JobTask, MainApi, PhaseTimings } from "../src/jobs/job-task.js";
+import { encodeContainerMessage } from "../src/protocol/container-stream.js";
+import type { Packable } from "../src/protocol/msgpack.js";
+
+/** A student container the grading container asked for, by its socket id. */
+export interface StudentRun {
+  id: string | null;
+  ports: number[];
+  /** internal port 22 -> external */
+  sshPort: number | null;
+  done: Promise<void>;
+}
+
+export interface JobContext {
+  readonly task: JobTask;
+  readonly docker: Docker;
+  readonly api: Comlink.Remote<MainApi>;
+  readonly log: Logger;
+  readonly timings: PhaseTimings;
+  /** When the current phase began (performance.now()). */
+  phaseStart: number;
+  paths: JobPaths | null;
+  grading: Docker.Container | null;
+  /** The grading container's stdin, once attached. */
+  stdin: NodeJS.WritableStream | null;
+  /** socket_id -> run */
+  readonly students: Map<string, StudentRun>;
+  /** Why the job is being ended early, once something decided it (the first reason wins). */
+  fatal: string | null;
+  /** Set once the grading container has exited: no student container may start after it. */
+  parentGone: boolean;
+  /** Directories the disk limit counts: the job directory and each container's writable layer. */
+  readonly diskRoots: string[];
+  disk: DiskWatch | null;
+}
+
+export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Remote<MainApi>, threadLog: Logger): JobContext {
+  return {
+    task, docker, api,
+    log: threadLog.child({ job: task.jobId }),
+    timings: {},
+    phaseStart: performance.now(),
+    paths: null, grading: null, stdin: null,
+    students: new Map(),
+    fatal: null, parentGone: false,
+    diskRoots: [], disk: null,
+  };
+}
+
+/** Ends the current phase under `name` and starts the next one. */
+export function phase(ctx: JobContext, name: keyof PhaseTimings): void {
+  const now = performance.now();
+  ctx.timings[name] = Math.round((now - ctx.phaseStart) * 10) / 10;
+  ctx.phaseStart = now;
+}
+
+/** Ends the job with `text` (once: the first reason stays) and kills its grading container. */
+export function failJob(ctx: JobContext, text: string, log: Logger): void {
+  if (ctx.fatal !== null) return;
+  ctx.fatal = text;
+  log.warn({ reason: text }, "ending job");
+  if (ctx.grading) void killQuietly(ctx.docker, ctx.grading.id, ctx.log);
+}
+
+export function writeToGrading(ctx: JobContext, message: { type: string } & Record<string, Packable>): void {
+  if (ctx.stdin === null) return;
+  try {
+    ctx.stdin.write(encodeContainerMessage(message));
+  } catch (err) {
+    ctx.log.debug({ err: (err as Error).message }, "grading container's stdin is closed");
+  }
+}
+
+/** Kills every student container of the job that exists (without waiting for their runs). */
+export function killStudents(ctx: JobContext): Promise<unknown> {
+  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killQuietly(ctx.docker, run.id, ctx.log))));
+}

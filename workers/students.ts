@@ -1,0 +1,147 @@
+/**
+ * Student containers: what a grading container asks for with `run_student` (an environment of
+ * its envtype, limits no larger than its own, a shared network or an SSH port), each run in a
+ * container of its own that talks to the grading container through a socket of the job
+ * directory. Replies `run_student_started` and then `run_student_retval` (253 timeout,
+ * 252 out of memory, 254 refused or failed), and removes the container and frees its port.
+ */
+import { promises as fs } from "node:fs";
+import type Docker from "dockerode";
+import type { Logger } from "../src/log.js";
+import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
+import { mayBeOomKilled } from "../src/limits/oom.js";
+import type { ContainerMessage } from "../src/protocol/container-stream.js";
+import { studentContainerSpec, type StudentRequest } from "./container-specs.js";
+import { failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
+import { inspectOomKilled, statsDelay, upperDir } from "./job-limits.js";
+
+/** Checks a run_student message and starts its student container; the run is recorded under its socket id. */
+export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
+  const t = ctx.task;
+  const socketId = msg["socket_id"];
+  if (typeof socketId !== "string" || socketId.includes("/") || socketId === "" || socketId.includes("\0")) {
+    failJob(ctx, "The grader asked for a student container with an invalid socket id.", log);
+    return;
+  }
+  if (ctx.students.has(socketId)) {
+    log.warn({ socket: socketId }, "run_student for a socket id already in use: ignored");
+    return;
+  }
+  const ssh = Boolean(msg["ssh"]);
+  if (ssh && !(t.network && t.envtypeHasSsh && t.sshAllowed)) {
+    failJob(ctx, "ssh for student requires to allow ssh and internet access in the task environment configuration tab!", log);
+    return;
+  }
+  const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+  const limit = (asked: unknown, parent: number): number => Math.min(num(asked) || parent, parent);
+  const run: StudentRun = { id: null, ports: [], sshPort: null, done: Promise.resolve() };
+  ctx.students.set(socketId, run);
+  run.done = runStudent(ctx, run, socketId, {
+    environment: typeof msg["environment"] === "string" && msg["environment"] !== "" ? msg["environment"] : t.environment,
+    memoryMb: limit(msg["memory_limit"], t.memoryMb),
+    time: limit(msg["time_limit"], t.time),
+    hardTime: limit(msg["hard_time_limit"], t.hardTime),
+    shareNetwork: Boolean(msg["share_network"]),
+    ssh,
+    runAsRoot: Boolean(msg["run_as_root"]),
+  }, log).catch((err: Error) => log.error({ err: err.message, socket: socketId }, "student container handling failed"));
+}
+
+async function runStudent(ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, parentLog: Logger): Promise<void> {
+  const log = parentLog.child({ socket: socketId });
+  const retval = (value: number): void => writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: value });
+  const container = await createStudent(ctx, run, socketId, req, log);
+  if (container === null) return retval(254);
+  run.id = container.id;
+  if (!(await ctx.api.containerCreated(ctx.task.jobId, container.id, "student")) || ctx.parentGone) {
+    await removeStudent(ctx, container, run);
+    return retval(254);
+  }
+  if (ctx.disk !== null) {
+    const upper = await upperDir(container);
+    if (upper !== null) ctx.diskRoots.push(upper);
+  }
+  writeToGrading(ctx, { type: "run_student_started", socket_id: socketId, container_id: container.id });
+  const value = await startAndWait(ctx, container, req, log.child({ container: container.id }));
+  if (value === null) {
+    await removeStudent(ctx, container, run);
+    return retval(254);
+  }
+  retval(value);
+  await removeStudent(ctx, container, run);
+}
+
+/** Creates the student container (taking its SSH port first); null, with a reason logged, when it cannot be. */
+async function createStudent(
+  ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, log: Logger,
+): Promise<Docker.Container | null> {
+  const t = ctx.task;
+  const p = ctx.paths!;
+  const env = t.studentEnvironments[req.environment];
+  if (env === undefined) {
+    log.warn({ environment: req.environment }, "student container asked for an unknown environment");
+    return null;
+  }
+  if (req.runAsRoot) {
+    log.warn("student containers cannot run as root");
+    return null;
+  }
+  let ports: Record<number, number> = {};
+  if (req.ssh) {
+    const got = await ctx.api.allocatePorts(t.jobId, 1);
+    if (got === null || got.length === 0) {
+      log.warn("no free port for a student SSH container");
+      return null;
+    }
+    run.ports = got;
+    run.sshPort = got[0]!;
+    ports = { 22: got[0]! };
+  }
+  const networkMode = req.ssh ? "bridge" : req.shareNetwork && ctx.grading ? `container:${ctx.grading.id}` : "none";
+  try {
+    await Promise.all([p.studentScripts, p.systemfiles].map((d) => fs.mkdir(d, { recursive: true, mode: 0o777 })));
+    return await ctx.docker.createContainer(studentContainerSpec(t, env, p, socketId, req.memoryMb, ports, networkMode));
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "failed to create student container");
+    releaseStudentPorts(ctx, run);
+    return null;
+  }
+}
+
+/** Starts the student container under its limits and waits for it: its retval, or null when it failed. */
+async function startAndWait(ctx: JobContext, container: Docker.Container, req: StudentRequest, log: Logger): Promise<number | null> {
+  let watch: LimitWatch | null = null;
+  let code = -1;
+  try {
+    await container.start();
+    log.debug("started student container");
+    watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time) }, log);
+    const r = (await container.wait()) as { StatusCode?: number };
+    code = r?.StatusCode ?? -1;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "student container failed");
+    watch?.stop();
+    return null;
+  }
+  watch.stop();
+  const oom = (await ctx.api.wasOutOfMemory(container.id))
+    || (mayBeOomKilled(ctx.task.cgroupVersion, code) && (await inspectOomKilled(container)));
+  const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
+  log.debug({ retval: value }, "student container ended");
+  return value;
+}
+
+export function releaseStudentPorts(ctx: JobContext, run: StudentRun): void {
+  if (run.ports.length > 0) void ctx.api.releasePorts(ctx.task.jobId, run.ports);
+  run.ports = [];
+}
+
+export async function removeStudent(ctx: JobContext, container: Docker.Container, run: StudentRun): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+  } catch {
+    /* gone already */
+  }
+  void ctx.api.containerRemoved(ctx.task.jobId, container.id);
+  releaseStudentPorts(ctx, run);
+}

@@ -1,0 +1,122 @@
+/**
+ * Warm grading containers: made ahead of their job (createWarm, which piscina calls by name for
+ * the warm pool of src/jobs/warm-containers.ts), running and waiting for `start` with their job
+ * directory bound; and adopted by a job (adoptWarm), which fills that directory in place, sets
+ * the job's memory and attaches, or falls back to the cold path when the container died waiting.
+ */
+import type { Duplex } from "node:stream";
+import type Docker from "dockerode";
+import type { Logger } from "../src/log.js";
+import { fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory } from "../src/jobs/job-directory.js";
+import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
+import { cpuUsageNs } from "../src/limits/container-watch.js";
+import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
+import { gradingContainerSpec } from "./container-specs.js";
+import { createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
+import { phase, type JobContext } from "./job-context.js";
+
+/**
+ * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
+ * directory in place (a bind mount pins the directory it was given), set the job's memory unless
+ * the container already has it, attach. The engine calls go out together, the directory is
+ * filled while they are answered.
+ */
+export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm"]>): Promise<Started | NotStarted> {
+  const t = ctx.task;
+  const container = ctx.docker.getContainer(warm.containerId);
+  const log = ctx.log.child({ container: warm.containerId });
+  const bytes = t.memoryMb * 1024 * 1024;
+  const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  const engine = Promise.all([
+    container.inspect().then((i) => i.State?.Running === true, () => false),
+    settle(container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }) as Promise<Duplex>),
+    warm.memoryMb === t.memoryMb ? null : settle(container.update({ Memory: bytes, MemorySwap: bytes })),
+  ]);
+  ctx.grading = container;
+  ctx.paths = jobPaths(t.jobDir);
+  const owned = await ctx.api.containerCreated(t.jobId, warm.containerId, "grading");
+  let failure: Error | null = null;
+  if (owned) {
+    try {
+      fillJobDirectory(ctx.paths, t.taskDir, t.courseDir);
+    } catch (err) {
+      failure = err as Error;
+    }
+  }
+  const [running, attached, updated] = await engine;
+  const stream = attached instanceof Error ? null : attached;
+  if (!owned) {
+    stream?.destroy();
+    return KILLED_BEFORE_START;
+  }
+  if (!running) {
+    stream?.destroy();
+    return goCold(ctx, container, log);
+  }
+  failure ??= attached instanceof Error ? attached : updated instanceof Error ? updated : null;
+  if (failure !== null || stream === null) {
+    stream?.destroy();
+    const message = failure?.message ?? "no stream";
+    log.warn({ err: message }, "failed to adopt a warm grading container");
+    return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
+  }
+  ctx.stdin = stream;
+  phase(ctx, "prepare");
+  log.debug({ memoryUpdated: updated !== null }, "adopted warm grading container");
+  return { container, stream };
+}
+
+/** The warm container died waiting (an image whose command needs /task before `start`, say): a new one. */
+async function goCold(ctx: JobContext, container: Docker.Container, log: Logger): Promise<Started | NotStarted> {
+  log.info("the warm grading container is not running: using a new one");
+  await container.remove({ force: true }).catch(() => {});
+  await ctx.api.containerRemoved(ctx.task.jobId, container.id);
+  ctx.grading = null;
+  await removeJobDirectory(ctx.task.jobDir).catch(() => {});
+  return createAndStart(ctx);
+}
+
+/** CPU time a container has used so far, asked from the engine (one stats sample, without waiting for a second one). */
+async function engineCpuNs(container: Docker.Container): Promise<number> {
+  try {
+    const stats = await container.stats({ stream: false, "one-shot": true } as never);
+    return cpuUsageNs(stats) ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Makes a warm container: its directory, then create and start; on probation, it must still run after settleMs. */
+export async function createWarm(docker: Docker, log: Logger, task: WarmTask): Promise<WarmCreated> {
+  const paths = await prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
+  let container: Docker.Container | null = null;
+  try {
+    container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
+    await container.start();
+    if (task.settleMs > 0) {
+      // its environment is on probation: it must still be running after a moment
+      await new Promise((r) => setTimeout(r, task.settleMs));
+      const state = (await container.inspect()).State;
+      if (state?.Running !== true) {
+        const detail = `exited with status ${state?.ExitCode ?? "?"} ${task.settleMs} ms after its start, before any job`;
+        await container.remove({ force: true }).catch(() => {});
+        await removeJobDirectory(task.jobDir).catch(() => {});
+        return { kind: "exited", detail };
+      }
+    }
+    // Where its cgroup is visible, what it used before its job is read when a job takes it.
+    if (cgroupCpuNs(container.id, task.cgroupVersion) !== null) {
+      log.debug({ container: container.id }, "warm grading container ready");
+      return { kind: "ready", containerId: container.id, cpuBaselineNs: null };
+    }
+    // Else: let the container side reach its read of `start`, then ask the engine what it used.
+    if (task.settleMs < 300) await new Promise((r) => setTimeout(r, 300 - task.settleMs));
+    const cpuBaselineNs = await engineCpuNs(container);
+    log.debug({ container: container.id }, "warm grading container ready");
+    return { kind: "ready", containerId: container.id, cpuBaselineNs };
+  } catch (err) {
+    if (container) await container.remove({ force: true }).catch(() => {});
+    await removeJobDirectory(task.jobDir).catch(() => {});
+    throw err;
+  }
+}
