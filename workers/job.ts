@@ -32,6 +32,7 @@ import { resultDone } from "../src/jobs/outcome.js";
 import { OWN_BUFFER_BYTES, type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
+import { setOomGroup } from "../src/limits/oom-group.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
 import {
   fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory, removeJobDirectorySync, type JobPaths,
@@ -409,6 +410,7 @@ class JobRun {
       })) as NodeJS.ReadWriteStream;
       this.stdin = stream;
       await container.start();
+      await setOomGroup(container.id, t, log);
       this.phase("start");
       log.debug("started grading container");
       return { container, stream };
@@ -709,6 +711,7 @@ class JobRun {
     let code = -1;
     try {
       await container.start();
+      await setOomGroup(container.id, t, clog);
       clog.debug("started student container");
       watch = watchLimits(container, {
         cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelayMs(req.time, HOST_CPUS),
@@ -810,6 +813,7 @@ export async function createWarm(task: WarmTask): Promise<WarmCreated> {
   try {
     container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
     await container.start();
+    await setOomGroup(container.id, task, log);
     if (task.settleMs > 0) {
       // its environment is on probation: it must still be running after a moment
       await new Promise((r) => setTimeout(r, task.settleMs));
