@@ -149,6 +149,19 @@ describe("setting memory.oom.group in a started container's cgroup", () => {
     }
   });
 
+  test("a container cgroup without the flag (memory controller off): false, the file not created", async () => {
+    const t = tempDir("cgv2");
+    try {
+      mkdirSync(path.join(t.path, "docker", ID), { recursive: true });
+      const { log, lines } = recorder();
+      assert.equal(await setOomGroup(ID, { cgroupVersion: 2 }, log, t.path), false);
+      assert.deepEqual(snapshot(t.path), { docker: "<dir>", [path.join("docker", ID)]: "<dir>" });
+      assert.equal(lines[0]!.level, "warn");
+    } finally {
+      t.remove();
+    }
+  });
+
   test("a read-only flag (an agent that is not root): false, the file unchanged, the reason said", () => {
     const t = sharedTemp();
     try {
