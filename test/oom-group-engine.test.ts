@@ -39,8 +39,11 @@ before(async () => {
 });
 
 after(async () => {
-  await s?.end();
-  tree.remove();
+  try {
+    await s?.end();
+  } finally {
+    tree.remove();
+  }
 });
 
 test("on cgroup v1, jobs grade and memory.oom.group is neither written nor looked for", async () => {
