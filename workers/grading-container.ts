@@ -7,6 +7,7 @@ import type Docker from "dockerode";
 import { prepareJobDirectory } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { phase, type JobContext } from "./job-context.js";
+import { setOomGroup } from "../src/limits/oom-group.js";
 
 /** A running grading container and its attach stream (stdin and stdout). */
 export interface Started {
@@ -49,6 +50,7 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
     })) as NodeJS.ReadWriteStream;
     ctx.stdin = stream;
     await container.start();
+    await setOomGroup(container.id, t, log); // before the `start` message: the image checks it
     phase(ctx, "start");
     log.debug("started grading container");
     return { container, stream };

@@ -14,6 +14,7 @@ import type { ContainerMessage } from "../src/protocol/container-stream.js";
 import { studentContainerSpec, type StudentRequest } from "./container-specs.js";
 import { failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
 import { inspectOomKilled, statsDelay, upperDir } from "./job-limits.js";
+import { setOomGroup } from "../src/limits/oom-group.js";
 
 /** Checks a run_student message and starts its student container; the run is recorded under its socket id. */
 export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
@@ -114,6 +115,7 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
   let code = -1;
   try {
     await container.start();
+    await setOomGroup(container.id, ctx.task, log);
     log.debug("started student container");
     watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time) }, log);
     const r = (await container.wait()) as { StatusCode?: number };

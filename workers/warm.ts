@@ -14,6 +14,7 @@ import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
 import { phase, type JobContext } from "./job-context.js";
+import { setOomGroup } from "../src/limits/oom-group.js";
 
 /**
  * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
@@ -93,6 +94,7 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
   try {
     container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
     await container.start();
+    await setOomGroup(container.id, task, log);
     if (task.settleMs > 0) {
       // its environment is on probation: it must still be running after a moment
       await new Promise((r) => setTimeout(r, task.settleMs));

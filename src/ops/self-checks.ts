@@ -12,6 +12,7 @@ import type Docker from "dockerode";
 import type { AgentConfig } from "../config.js";
 import { agentId, LABEL_AGENT, LABEL_ROLE } from "../docker/labels.js";
 import { LABEL_NAME } from "../environments/images.js";
+import { agentCgroupRoot, oomGroupAdvice, oomGroupProblem } from "../limits/oom-group.js";
 import type { Logger } from "../log.js";
 
 export interface CheckMessage {
@@ -124,6 +125,8 @@ export interface CgroupFacts {
   eventsDir: string;
   /** Null when that directory can be read from here; else why not. */
   eventsDirProblem: string | null;
+  /** The agent sets memory.oom.group to 1 in each container (see limits/oom-group.ts). */
+  oomGroupSet?: boolean;
 }
 
 /** Where Docker puts its containers' cgroups on a cgroup v2 host (default cgroup parent). */
@@ -138,7 +141,8 @@ export function containerCgroupDir(driver: string | undefined, root = "/sys/fs/c
  * container; the agent then relies on the container's memory.events and Docker's OOMKilled flag.
  */
 export function cgroupAdvice(f: CgroupFacts): string | null {
-  if (f.version !== "2") return null;
+  // With memory.oom.group at 1 an overflow kills the whole container: the grader cannot go on.
+  if (f.version !== "2" || f.oomGroupSet === true) return null;
   const policy = "cgroup v2: memory overflows cannot always be told apart. Docker leaves memory.oom.group at 0 in containers " +
     "(it has no option to set it), so on overflow the kernel kills one process of a grading container, not the whole container, " +
     "and the grader may go on and report a result of its own. ";
@@ -273,7 +277,7 @@ interface DockerInfo {
  */
 export async function runStartChecks(
   config: Pick<AgentConfig, "tmpdir" | "tasks">, docker: Docker, log: Logger,
-  options: { probeHostPath?: boolean; pingTimeoutMs?: number } = {},
+  options: { probeHostPath?: boolean; pingTimeoutMs?: number; cgroupRoot?: string } = {},
 ): Promise<CheckMessage[]> {
   const found: CheckMessage[] = [];
   const report = (m: CheckMessage): void => {
@@ -304,7 +308,10 @@ export async function runStartChecks(
   }
   if (info === null) return found;
 
-  const cgroup = cgroupAdvice(await cgroupFacts(info));
+  const oomGroup = await oomGroupProblem(info.CgroupVersion, info.CgroupDriver, options.cgroupRoot ?? agentCgroupRoot());
+  if (oomGroup !== null) report({ level: "warn", check: "oom-group", message: oomGroupAdvice(oomGroup) });
+  else if (info.CgroupVersion === "2") log.info({ check: "oom-group" }, "cgroup v2: the agent sets memory.oom.group to 1 in each container as it starts");
+  const cgroup = cgroupAdvice({ ...(await cgroupFacts(info)), oomGroupSet: info.CgroupVersion === "2" && oomGroup === null });
   if (cgroup !== null) report({ level: "warn", check: "cgroup", message: cgroup });
 
   if (tmp === null && (options.probeHostPath ?? shouldProbeHostPath(containerEvidence(), os.hostname(), info.Name))) {

@@ -23,7 +23,7 @@ export interface Session {
  */
 export async function startSession(
   extraArgs: string[] = [],
-  opts: { ping?: boolean; images?: string[]; warm?: number } = {},
+  opts: { ping?: boolean; images?: string[]; warm?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Session> {
   await requireDocker(opts.images);
   const tmp = tempDir("agent");
@@ -33,7 +33,7 @@ export async function startSession(
   const agent = new AgentProcess([
     backend.address, "--tmpdir", tmp.path, "--tasks", TASKS, "--concurrency", "4", "--debug-host", "127.0.0.1",
     "--warm", String(opts.warm ?? 0), ...extraArgs,
-  ]);
+  ], opts.env ?? {});
   await backend.waitType("AgentHello", 30_000);
   const stopPings = opts.ping === false ? () => {} : backend.pingEvery(1000);
   return {
