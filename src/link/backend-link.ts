@@ -4,11 +4,11 @@
  * with a new identity when the backend has been silent for 10 s (unless autorestart is off).
  */
 import { Dealer } from "zeromq";
-import type { GradingAgent } from "../agent.js";
 import type { Logger } from "../log.js";
 import {
   BadFrameError, decodeBackendMessage, encodeOutgoing, type OutgoingMessage,
 } from "../protocol/messages.js";
+import type { LinkedCore } from "./outbox.js";
 import { SendQueue } from "./send-queue.js";
 
 export interface LinkOptions {
@@ -46,7 +46,7 @@ export class BackendLink {
 
   constructor(
     private readonly address: string,
-    private readonly agent: GradingAgent,
+    private readonly agent: LinkedCore,
     private readonly log: Logger,
     private readonly options: LinkOptions = { autorestart: true, silenceMs: 10_000 },
   ) {}
@@ -79,7 +79,7 @@ export class BackendLink {
     this.silent = false;
     socket.connect(this.address);
     this.log.info({ backend: this.address }, "connecting to the backend");
-    this.agent.send = (m) => this.send(m);
+    this.agent.outbox.attach((m) => this.send(m));
     try {
       await this.agent.discover();
     } catch (err) {
@@ -102,7 +102,7 @@ export class BackendLink {
   private endSession(): void {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
-    this.agent.send = () => {};
+    this.agent.outbox.detach();
     if (this.socket) {
       this.queue?.close();
       this.socket.close();
