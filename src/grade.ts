@@ -127,12 +127,12 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
   }
   const results = new Map<string, AgentJobDone>();
   const allDone = new Promise<void>((resolve) => {
-    agent.send = (m) => {
+    agent.outbox.attach((m) => {
       if (m.type === "EncodedJobDone") results.set(m.job_id, decodeJobDone(m.frame));
       else if (m.type === "AgentJobDone") results.set(m.job_id, m);
       else return;
       if (results.size === inputs.length) resolve();
-    };
+    });
   });
   const onSignal = (): void => void agent.shutdown("Interrupted.");
   process.once("SIGINT", onSignal);

@@ -106,6 +106,22 @@ describe("watchdog", () => {
     }
   });
 
+  test("jobs running when the link restarts end without a word to the backend, and leave nothing", async () => {
+    const s = await startSession([], { ping: false });
+    try {
+      const first = await s.backend.waitType("AgentHello");
+      await s.backend.send(newJob("abandoned", { task_id: "sleep" }));
+      await s.backend.waitType("AgentJobStarted", 10_000);
+      const second = await s.backend.waitType("AgentHello", 20_000, s.backend.received.indexOf(first) + 1);
+      assert.notDeepEqual(second.identity, first.identity);
+      assert.ok(s.agent.logs.some((l) => l.msg === "abandoning running jobs"), "the job was running when the link restarted");
+      assert.equal(s.backend.count("AgentJobDone", "abandoned"), 0, "the backend already failed it: no result");
+      await s.assertClean();
+    } finally {
+      await s.end();
+    }
+  });
+
   test("with --disable-autorestart a silent backend makes the agent exit non-zero", async () => {
     await requireDocker();
     const tmp = tempDir("noauto");

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import Docker from "dockerode";
-import type { AgentEvents } from "../src/agent.js";
+import type { AgentEvents } from "../src/jobs/observed.js";
 import { ConfigValueError, parseEnvBoolean, parseListenPort } from "../src/config.js";
 import {
   callName, errorStatus, instrumentDocker, listenForDockerErrors, type DockerErrorReport,

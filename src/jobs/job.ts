@@ -2,8 +2,6 @@
  * One job as the main thread sees it. A job is queued, then running, then closed; it is
  * closed exactly once, and that is the only place its AgentJobDone comes from.
  */
-import type { AgentJobDone } from "../protocol/messages.js";
-
 export type JobPhase = "queued" | "running" | "closed";
 
 export class Job {
@@ -54,5 +52,3 @@ export class RecentJobs {
     return this.ids.has(id);
   }
 }
-
-export type DoneSink = (done: AgentJobDone) => void;

@@ -4,11 +4,11 @@
  * with a new identity when the backend has been silent for 10 s (unless autorestart is off).
  */
 import { Dealer } from "zeromq";
-import type { GradingAgent } from "../agent.js";
 import type { Logger } from "../log.js";
 import {
   BadFrameError, decodeBackendMessage, encodeOutgoing, type OutgoingMessage,
 } from "../protocol/messages.js";
+import type { LinkedCore } from "./outbox.js";
 import { SendQueue } from "./send-queue.js";
 
 export interface LinkOptions {
@@ -46,7 +46,7 @@ export class BackendLink {
 
   constructor(
     private readonly address: string,
-    private readonly agent: GradingAgent,
+    private readonly core: LinkedCore,
     private readonly log: Logger,
     private readonly options: LinkOptions = { autorestart: true, silenceMs: 10_000 },
   ) {}
@@ -62,7 +62,7 @@ export class BackendLink {
         );
       }
       this.reconnects++;
-      await this.agent.abandonAll("Agent restarted");
+      await this.core.abandonAll("Agent restarted");
     }
   }
 
@@ -79,13 +79,13 @@ export class BackendLink {
     this.silent = false;
     socket.connect(this.address);
     this.log.info({ backend: this.address }, "connecting to the backend");
-    this.agent.send = (m) => this.send(m);
+    this.core.outbox.attach((m) => this.send(m));
     try {
-      await this.agent.discover();
+      await this.core.discover();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "failed to list grading images; announcing the last known ones");
     }
-    this.send(this.agent.hello());
+    this.send(this.core.hello());
     this.log.info("said hello to the backend");
     this.lastHeard = performance.now();
     this.watchdog = setInterval(() => {
@@ -102,7 +102,7 @@ export class BackendLink {
   private endSession(): void {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
-    this.agent.send = () => {};
+    this.core.outbox.detach();
     if (this.socket) {
       this.queue?.close();
       this.socket.close();
@@ -118,7 +118,7 @@ export class BackendLink {
         this.lastHeard = performance.now();
         this.lastReceived = this.lastHeard;
         if (frames.length !== 1) {
-          this.agent.onBadFrame(new BadFrameError(`expected one frame, got ${frames.length}`, null, frames.reduce((n, f) => n + f.length, 0), null));
+          this.core.onBadFrame(new BadFrameError(`expected one frame, got ${frames.length}`, null, frames.reduce((n, f) => n + f.length, 0), null));
           continue;
         }
         this.handle(frames[0]!);
@@ -135,7 +135,7 @@ export class BackendLink {
     try {
       message = decodeBackendMessage(frame);
     } catch (err) {
-      if (err instanceof BadFrameError) this.agent.onBadFrame(err);
+      if (err instanceof BadFrameError) this.core.onBadFrame(err);
       else this.log.error({ err: (err as Error).message }, "failed to read a frame");
       return;
     }
@@ -146,10 +146,10 @@ export class BackendLink {
         return;
       case "BackendNewJob":
         this.log.info({ job: message.job_id, course: message.course_id, task: message.task_id }, "received job");
-        this.agent.onNewJob(message);
+        this.core.onNewJob(message);
         return;
       case "BackendKillJob":
-        this.agent.onKill(message);
+        this.core.onKill(message);
         return;
     }
   }

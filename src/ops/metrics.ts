@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from "node:events";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { AgentEvents, JobClosedInfo } from "../agent.js";
+import type { AgentEvents, JobClosedInfo } from "../jobs/observed.js";
 import type { DockerErrorReport } from "./docker-errors.js";
 
 export const METRIC_PREFIX = "inginious_agent_";
