@@ -97,7 +97,10 @@ describe("admit", () => {
   });
 
   test("an unknown environment or envtype is refused", () => {
-    for (const over of [{ environment: "nope" }, { environment_type: "kata" }]) {
+    for (const over of [
+      { environment: "nope" }, { environment_type: "kata" },
+      { environment_type: "constructor", environment: "name" }, { environment: "toString" }, { environment_type: "__proto__" },
+    ]) {
       const r = refusal(admit(newJob(over), snapshot()));
       assert.equal(r.text, "This environment is not available in this agent. Please contact your course administrator.");
       assert.match(r.reason, /^unknown environment /);

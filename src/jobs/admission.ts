@@ -85,7 +85,9 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
   } catch (err) {
     return refuse("The agent is unable to parse the parameters", (err as Error).message);
   }
-  const env = snap.environments[msg.environment_type]?.[msg.environment];
+  // own keys only: "constructor" or "__proto__" from a backend must not reach Object's members
+  const byName = Object.hasOwn(snap.environments, msg.environment_type) ? snap.environments[msg.environment_type] : undefined;
+  const env = byName !== undefined && Object.hasOwn(byName, msg.environment) ? byName[msg.environment] : undefined;
   const runtime = snap.runtimes.get(msg.environment_type);
   if (env === undefined || runtime === undefined) {
     return refuse(
