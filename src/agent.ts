@@ -24,7 +24,8 @@ import { discoverEnvironments, type ImageSummary } from "./environments/images.j
 import { detectRuntimes } from "./environments/runtimes.js";
 import { memoryPerSlotMb, type AdmissionSnapshot } from "./jobs/admission.js";
 import { Dispatcher } from "./jobs/dispatch.js";
-import { mainApiPort } from "./jobs/job-task.js";
+import { mainApiPort, type PoolSettings } from "./jobs/job-task.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
@@ -73,14 +74,8 @@ export class GradingAgent implements LinkedCore {
     };
     this.memoryPerSlotMb = memoryPerSlotMb(totalMemoryMb(), config.concurrency);
     this.warm = new WarmContainers(config.warm, this.tmpdir, () => ({
-      jobDirMarker: this.id,
       memoryMb: Math.min(256, this.memoryPerSlotMb),
       labels: containerLabels(this.id, "", "warm"),
-      nofile: this.nofile,
-      pidsLimit: config.pidsLimit,
-      cgroupVersion: this.cgroupVersion,
-      logLevel: log.level,
-      logDestination: config.logDestination ?? 1,
     }), this.docker, log, () => this.dispatcher.pump());
     const ports = new PortPool(config.debugPorts);
     this.registry = new JobRegistry(this.docker, log, ports, this.warm, this.outbox, this.observed, {
@@ -148,6 +143,7 @@ export class GradingAgent implements LinkedCore {
     const threads = this.config.poolThreads;
     this.pool = new Piscina({
       filename: new URL("../workers/job.js", import.meta.url).href,
+      workerData: this.poolSettings(),
       minThreads: Math.min(threads, 2),
       maxThreads: threads,
       concurrentTasksPerWorker: Math.max(1, Math.ceil((this.config.concurrency * 2) / threads)),
@@ -243,14 +239,20 @@ export class GradingAgent implements LinkedCore {
       debugHost: this.registry.debugHost,
       tasksRoot: this.tasks,
       agentId: this.id,
-      settings: {
-        nofile: this.nofile,
-        pidsLimit: this.config.pidsLimit,
-        cgroupVersion: this.cgroupVersion,
-        sshAllowed: this.config.ssh,
-        logLevel: this.log.level,
-        logDestination: this.config.logDestination ?? 1,
-      },
+    };
+  }
+
+  /** What every pool thread gets once, when it starts (its workerData): fixed for the agent's life. */
+  private poolSettings(): PoolSettings {
+    return {
+      jobDirMarker: this.id,
+      nofile: this.nofile,
+      pidsLimit: this.config.pidsLimit,
+      cgroupVersion: this.cgroupVersion,
+      maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+      sshAllowed: this.config.ssh,
+      logLevel: this.log.level,
+      logDestination: this.config.logDestination ?? 1,
     };
   }
 

@@ -8,17 +8,17 @@
  */
 import * as Comlink from "comlink";
 import { move, transferableSymbol, valueSymbol } from "piscina";
-import type { GradingOutcome, JobTask, WarmCreated, WarmTask, WorkerOutcome } from "../src/jobs/job-task.js";
+import type { GradingOutcome, JobSpec, WarmCreated, WarmSpec, WorkerOutcome } from "../src/jobs/job-task.js";
 import { OWN_BUFFER_BYTES } from "../src/protocol/msgpack.js";
 import { cleanup } from "./cleanup.js";
 import { runGrading } from "./grading-run.js";
 import { createJobContext, phase, type JobContext } from "./job-context.js";
-import { docker, mainApi, threadLogger } from "./thread.js";
+import { docker, mainApi, settings, threadLog } from "./thread.js";
 import { createWarm as makeWarm } from "./warm.js";
 
 /** piscina calls this for every job. */
-export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
-  const ctx = createJobContext(task, docker, mainApi, threadLogger(task.logLevel, task.logDestination));
+export default async function runJob(spec: JobSpec): Promise<WorkerOutcome> {
+  const ctx = createJobContext({ ...spec, ...settings }, docker, mainApi, threadLog);
   const outcome = await run(ctx);
   const frame = outcome.kind === "encoded-result" ? ownedFrame(outcome.frame) : null;
   if (frame === null) return outcome;
@@ -26,8 +26,8 @@ export default async function runJob(task: JobTask): Promise<WorkerOutcome> {
 }
 
 /** piscina calls this (name "createWarm") to make a warm container: directory, create, start. */
-export function createWarm(task: WarmTask): Promise<WarmCreated> {
-  return makeWarm(docker, threadLogger(task.logLevel, task.logDestination), task);
+export function createWarm(spec: WarmSpec): Promise<WarmCreated> {
+  return makeWarm(docker, threadLog, { ...spec, ...settings });
 }
 
 async function run(ctx: JobContext): Promise<WorkerOutcome> {

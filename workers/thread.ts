@@ -4,13 +4,16 @@
  * lower priority and its logger. Only pool threads import this module: it posts on parentPort.
  */
 import os from "node:os";
-import { MessageChannel, parentPort } from "node:worker_threads";
+import { MessageChannel, parentPort, workerData } from "node:worker_threads";
 import * as Comlink from "comlink";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import { createLogger, type Logger } from "../src/log.js";
 import { connectDocker } from "../src/docker/engine.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
-import { MAIN_API_PORT, type MainApi } from "../src/jobs/job-task.js";
+import { MAIN_API_PORT, poolSettingsOf, type MainApi, type PoolSettings } from "../src/jobs/job-task.js";
+
+/** The agent's fixed settings, given once to this thread when the pool started it. */
+export const settings: PoolSettings = poolSettingsOf(workerData);
 
 export const docker = connectDocker();
 // Engine errors of this thread are counted by the main thread's metrics.
@@ -38,10 +41,5 @@ try {
   /* not allowed here: run at the main thread's priority */
 }
 
-let logger: Logger | null = null;
-
-/** The thread's logger, made by its first job with the main thread's level and destination. */
-export function threadLogger(level: string, destination: number): Logger {
-  logger ??= createLogger({ verbose: false, level, destination });
-  return logger;
-}
+/** The thread's logger, at the main thread's level and destination. */
+export const threadLog: Logger = createLogger({ verbose: false, level: settings.logLevel, destination: settings.logDestination });

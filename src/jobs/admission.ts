@@ -10,10 +10,9 @@
 import path from "node:path";
 import type { RuntimeSpec } from "../config.js";
 import { containerLabels } from "../docker/labels.js";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "../protocol/container-stream.js";
 import type { BackendNewJob, Environments } from "../protocol/messages.js";
 import { parseJobParameters, type JobParameters } from "./job-params.js";
-import type { JobTask, StudentEnvironment } from "./job-task.js";
+import type { JobSpec, StudentEnvironment } from "./job-task.js";
 import { warmKey } from "./warm-containers.js";
 
 /** Course and task ids as INGInious accepts them; anything else could escape the tasks folder. */
@@ -28,11 +27,6 @@ export function memoryPerSlotMb(hostMemoryMb: number, slots: number): number {
   return Math.floor(hostMemoryMb / slots);
 }
 
-/** Settings every job's task carries as they are. */
-export type JobSettings = Pick<
-  JobTask, "nofile" | "pidsLimit" | "cgroupVersion" | "sshAllowed" | "logLevel" | "logDestination"
->;
-
 /** What admission knows of the agent when a job arrives. */
 export interface AdmissionSnapshot {
   environments: Environments;
@@ -44,14 +38,13 @@ export interface AdmissionSnapshot {
   /** Absolute tasks folder. */
   tasksRoot: string;
   agentId: string;
-  settings: JobSettings;
 }
 
 export interface AdmissionPlan {
   kind: "plan";
   previousState: string;
   /** The job's task, but for its directory and its ports, which dispatch gives it. */
-  task: Omit<JobTask, "jobDir" | "ports">;
+  task: Omit<JobSpec, "jobDir" | "ports">;
   /** Container ports to publish, each on a host port dispatch takes for it. */
   wantedPorts: number[];
   /** The warm containers that could run it (see warm-containers.ts), or null. */
@@ -114,9 +107,7 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
   }
   const debugLimits = wantedPorts.length > 0;
   const task: AdmissionPlan["task"] = {
-    ...snap.settings,
     jobId: msg.job_id,
-    jobDirMarker: snap.agentId,
     taskDir: folders.taskDir,
     courseDir: folders.courseDir,
     image: env.id,
@@ -135,7 +126,6 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
     runAsRoot: runtime.runAsRoot,
     labels: containerLabels(snap.agentId, msg.job_id, "grading"),
     studentLabels: containerLabels(snap.agentId, msg.job_id, "student"),
-    maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     studentEnvironments: studentEnvironments(snap.environments, msg.environment_type),
     envtypeHasSsh: msg.environment_type.includes("ssh"),
     warm: null,

@@ -18,7 +18,7 @@ import type { PortPool } from "../limits/port-pool.js";
 import { admit, previousStateOf, type AdmissionPlan, type AdmissionSnapshot } from "./admission.js";
 import { Job } from "./job.js";
 import { JOB_DIR_PREFIX } from "./job-directory.js";
-import type { JobTask, WorkerOutcome } from "./job-task.js";
+import type { JobSpec, WorkerOutcome } from "./job-task.js";
 import { jobDone } from "./outcome.js";
 import type { JobRegistry } from "./registry.js";
 import type { WarmContainers } from "./warm-containers.js";
@@ -28,7 +28,7 @@ const TASK_UNAVAILABLE =
 
 export class Dispatcher {
   /** Jobs waiting for a slot, in order. */
-  private readonly queue: Array<{ job: Job; task: JobTask }> = [];
+  private readonly queue: Array<{ job: Job; task: JobSpec }> = [];
   private pool: Piscina | null = null;
   /** Set once the agent shuts down: new jobs are refused and nothing leaves the queue. */
   private closing = false;
@@ -95,7 +95,7 @@ export class Dispatcher {
         job.ports.add(got[i]!);
       });
     }
-    const task: JobTask = { ...planned, jobDir: job.jobDir, ports };
+    const task: JobSpec = { ...planned, jobDir: job.jobDir, ports };
     this.registry.add(job);
     const taskDir = task.taskDir;
     if (taskDir === null) {
@@ -114,7 +114,7 @@ export class Dispatcher {
     this.registry.close(job, jobDone(job.id, "crash", TASK_UNAVAILABLE, job.previousState));
   }
 
-  private enqueue(job: Job, task: JobTask, warmKey: string | null): void {
+  private enqueue(job: Job, task: JobSpec, warmKey: string | null): void {
     if (job.phase !== "queued") return;
     if (job.killed) return;
     if (warmKey !== null) {
@@ -156,7 +156,7 @@ export class Dispatcher {
     }
   }
 
-  private run(job: Job, task: JobTask): void {
+  private run(job: Job, task: JobSpec): void {
     job.phase = "running";
     job.dispatchedAt = performance.now();
     const settled = this.pool!

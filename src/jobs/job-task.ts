@@ -11,12 +11,32 @@ export interface StudentEnvironment {
   runtime: string;
 }
 
-export interface JobTask {
+/**
+ * Settings fixed for the agent's whole life. They reach each pool thread once, as its
+ * piscina `workerData`, not inside every job's task; the worker adds them to each job it runs
+ * (see workers/thread.ts). Environments and runtimes are re-read before each hello: they stay
+ * per job.
+ */
+export interface PoolSettings {
+  /** Marker file content written in each job directory, naming the agent that made it. */
+  jobDirMarker: string;
+  nofile: { soft: number; hard: number };
+  pidsLimit: number;
+  cgroupVersion: 1 | 2;
+  /** Cap on one message from a grading container. */
+  maxMessageBytes: number;
+  /** Whether this agent runs SSH student containers (--ssh). */
+  sshAllowed: boolean;
+  /** The main thread's pino level and log file descriptor, for the threads' own logger. */
+  logLevel: string;
+  logDestination: number;
+}
+
+/** What the main thread sends a pool thread for one job. */
+export interface JobSpec {
   jobId: string;
   /** Absolute path of the job's private directory; the worker creates and fills it. */
   jobDir: string;
-  /** Marker file content written in the job directory, naming the agent that made it. */
-  jobDirMarker: string;
   /** Absolute task folder to copy, or null for a task-less job. */
   taskDir: string | null;
   /** Absolute course folder (for `$common`), or null for a task-less job. */
@@ -40,29 +60,33 @@ export interface JobTask {
   runAsRoot: boolean;
   labels: Record<string, string>;
   studentLabels: Record<string, string>;
-  nofile: { soft: number; hard: number };
-  pidsLimit: number;
-  cgroupVersion: 1 | 2;
-  maxMessageBytes: number;
   /** Environments of the same envtype, by name, for run_student. */
   studentEnvironments: Record<string, StudentEnvironment>;
-  sshAllowed: boolean;
   envtypeHasSsh: boolean;
-  /** The main thread's pino level and log file descriptor, for the worker's own logger. */
-  logLevel: string;
-  logDestination: number;
   /** A warm container (already started, its directory bound at jobDir) to run the job in. */
   warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number } | null;
 }
 
+/** One job as the worker runs it: what was sent for it, with the pool's settings. */
+export type JobTask = JobSpec & PoolSettings;
+
+/** The pool's settings as a pool thread got them in its workerData; throws when they are missing. */
+export function poolSettingsOf(workerData: unknown): PoolSettings {
+  const s = workerData as Partial<PoolSettings> | null | undefined;
+  if (s?.jobDirMarker === undefined || s.cgroupVersion === undefined || s.nofile === undefined) {
+    throw new Error("this pool thread was started without the agent's settings (piscina workerData)");
+  }
+  return s as PoolSettings;
+}
+
 /** What a worker needs to create and start a warm container (see jobs/warm-pool.ts). */
-export type WarmTask = Pick<
-  JobTask,
-  "jobDir" | "jobDirMarker" | "image" | "runtime" | "memoryMb" | "labels" | "nofile" | "pidsLimit" | "cgroupVersion" | "logLevel" | "logDestination"
-> & {
+export type WarmSpec = Pick<JobSpec, "jobDir" | "image" | "runtime" | "memoryMb" | "labels"> & {
   /** How long the container must keep running after its start before it is ready (see WarmPool.settleMsFor). */
   settleMs: number;
 };
+
+/** A warm container's creation as the worker runs it, with the pool's settings. */
+export type WarmTask = WarmSpec & PoolSettings;
 
 export type WarmCreated =
   | {

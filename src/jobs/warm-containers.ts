@@ -10,11 +10,11 @@ import type { Piscina } from "piscina";
 import { removeQuietly } from "../docker/engine.js";
 import type { Logger } from "../log.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./job-directory.js";
-import type { WarmCreated, WarmTask } from "./job-task.js";
+import type { WarmCreated, WarmSpec } from "./job-task.js";
 import { WarmPool, type WarmContainer } from "./warm-pool.js";
 
-/** Everything a warm container needs but its directory: the agent's container settings. */
-export type WarmSettings = Omit<WarmTask, "jobDir" | "image" | "runtime" | "settleMs">;
+/** What every warm container gets but its directory, image and runtime: its default memory and its labels. */
+export type WarmSettings = Pick<WarmSpec, "memoryMb" | "labels">;
 
 /** What a warm container is for: the environment, its image and runtime. */
 export function warmKey(envtype: string, environment: string, image: string, runtime: string): string {
@@ -92,7 +92,7 @@ export class WarmContainers {
     const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
     const settings = this.settings();
     // sized like the environment's latest job, so that the next one usually starts it as it is
-    const task: WarmTask = {
+    const task: WarmSpec = {
       ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb, settleMs: this.pool.settleMsFor(key),
     };
     this.pool.creationStarted(key);
