@@ -21,6 +21,7 @@ import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
+import { isValidId } from "./jobs/ids.js";
 import { Job, RecentJobs } from "./jobs/job.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./jobs/job-directory.js";
 import { parseJobParameters, type JobParameters } from "./jobs/job-params.js";
@@ -39,8 +40,6 @@ import type {
 import { openFileLimits, totalMemoryMb } from "./system.js";
 import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";
 
-/** Course and task ids as INGInious accepts them; anything else could escape the tasks folder. */
-const ID = /^[a-zA-Z0-9_\-]+$/;
 const SSH_DEBUG_LIMIT_SECONDS = 30 * 60;
 
 export class AgentStartError extends Error {}
@@ -282,7 +281,7 @@ export class GradingAgent {
     let taskDir: string | null = null;
     let courseDir: string | null = null;
     if (!taskless) {
-      if (msg.course_id === null || msg.task_id === null || !ID.test(msg.course_id) || !ID.test(msg.task_id)) {
+      if (msg.course_id === null || msg.task_id === null || !isValidId(msg.course_id) || !isValidId(msg.task_id)) {
         return crash("This job names an invalid course or task. Please contact your course administrator.", "invalid course or task id");
       }
       courseDir = path.join(this.tasks, msg.course_id);

@@ -30,6 +30,7 @@ const bad: Array<[string, string[], RegExp]> = [
   ["--tasks with --fs", ["--tasks", "t", "--fs", "local", "tcp://127.0.0.1:2001"], /cannot be used with/],
   ["no backend at all", [], /missing required argument 'backend'/],
   ["an unknown option", ["--frobnicate", "tcp://127.0.0.1:2001"], /unknown option '--frobnicate'/],
+  ["grade with .. for a course", ["grade", "--tasks", "/", "../etc"], /not a valid COURSE\/TASK/],
 ];
 
 for (const [name, args, message] of bad) {
