@@ -34,7 +34,7 @@ import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
 import {
-  fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory, removeJobDirectorySync, type JobPaths,
+  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobDirectory, removeJobDirectorySync, TaskFolderError, type JobPaths,
 } from "../src/jobs/job-directory.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs, statsDelayMs } from "../src/limits/container-watch.js";
@@ -386,7 +386,7 @@ class JobRun {
       this.phase("prepare");
     } catch (err) {
       this.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
-      return { text: "The agent could not prepare the job's directory. Please contact your course administrator." };
+      return { text: prepareFailureText(err) };
     }
     let container: Docker.Container;
     try {
@@ -467,6 +467,7 @@ class JobRun {
       stream?.destroy();
       const message = failure?.message ?? "no stream";
       log.warn({ err: message }, "failed to adopt a warm grading container");
+      if (failure instanceof TaskFolderError) return { text: prepareFailureText(failure) };
       return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
     }
     this.stdin = stream;
