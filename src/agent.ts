@@ -332,7 +332,7 @@ export class GradingAgent {
       time,
       hardTime,
       memoryMb,
-      diskMb: params.limits.diskMb,
+      diskMb: this.config.diskLimit === false ? null : params.limits.diskMb,
       network: params.networkGrading,
       ports,
       inputdata: msg.inputdata,
