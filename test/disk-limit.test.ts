@@ -19,15 +19,16 @@ feedback-msg -m "wrote 40 MB"
 `;
 
 describe("the disk limit, on and off", () => {
-  const root = tempDir("disk-limit");
+  let root: ReturnType<typeof tempDir> | null = null;
   let tasks: string;
   before(() => {
+    root = tempDir("disk-limit");
     tasks = path.join(root.path, "tasks");
     mkdirSync(path.join(tasks, "c", "write"), { recursive: true });
     writeFileSync(path.join(tasks, "c", "write", "run"), RUN, { mode: 0o755 });
     chmodSync(root.path, 0o755);
   });
-  after(() => root.remove());
+  after(() => root?.remove());
 
   for (const [name, args, expected] of [
     ["by default, over its limit the job is stopped", [], "overflow"],

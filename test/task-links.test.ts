@@ -118,16 +118,19 @@ async function runJob(s: Session, warm: number, id: string, taskId: string): Pro
 
 for (const warm of [0, 2]) {
   describe(`links and dotted ids through the daemon (--warm ${warm})`, () => {
-    const root = tempDir("links");
+    let root: ReturnType<typeof tempDir> | null = null;
     let s: Session;
     before(async () => {
-      const tasks = buildTasks(root.path);
-      s = await startSession(["--tasks", tasks], { warm });
+      root = tempDir("links");
+      s = await startSession(["--tasks", buildTasks(root.path)], { warm });
     });
     afterEach(() => s.assertClean());
     after(async () => {
-      await s?.end();
-      root.remove();
+      try {
+        await s?.end();
+      } finally {
+        root?.remove();
+      }
     });
 
     // Twice: with --warm 2 the second job runs in a container started ahead (its folder filled in place).
