@@ -239,6 +239,7 @@ export class GradingAgent implements LinkedCore {
       debugHost: this.registry.debugHost,
       tasksRoot: this.tasks,
       agentId: this.id,
+      diskLimit: this.config.diskLimit !== false,
     };
   }
 

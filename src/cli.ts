@@ -56,6 +56,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("-v, --verbose", "log at debug level").default(false))
     .addOption(envOption("--debugmode", "enable debug mode (for developers: also logs every message on the link)").default(false))
     .addOption(envOption("--disable-autorestart", "exit instead of reconnecting when the backend goes silent").default(false))
+    .addOption(envOption("--disable-disk-limit", "ignore the disk limit of jobs (limits.disk, 1024 MB unless the task says otherwise), as INGInious's own agent does; by default a job that writes more ends as overflow").default(false))
     .addOption(envOption("--ssh", "allow this agent to handle tasks that use SSH features").default(false))
     .addOption(envOption("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected (in the variable: groups separated by commas)"))
     .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
@@ -119,6 +120,7 @@ export function buildProgram(argv: readonly string[]): Command {
         verbose: Boolean(opts["verbose"]) || Boolean(opts["debugmode"]),
         debugmode: Boolean(opts["debugmode"]),
         autorestart: !opts["disableAutorestart"],
+        diskLimit: !opts["disableDiskLimit"],
         ssh: Boolean(opts["ssh"]),
         runtimes,
         poolThreads: opts["poolThreads"] as number,

@@ -45,6 +45,8 @@ export interface AgentConfig {
   metricsPort?: number | null;
   /** Address that server binds. */
   metricsHost?: string;
+  /** Enforce each job's `limits.disk` (absent: yes); false ignores it, as INGInious's own agent does. */
+  diskLimit?: boolean;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";

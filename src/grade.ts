@@ -6,6 +6,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { AgentStartError, GradingAgent } from "./agent.js";
 import { parsePortRange, DEFAULT_DEBUG_PORTS, DEFAULT_PIDS_LIMIT, type AgentConfig } from "./config.js";
+import { isValidId } from "./jobs/ids.js";
 import { createLogger } from "./log.js";
 import { decodeJobDone, roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
 
@@ -77,6 +78,12 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
       return 2;
     }
     [courseId, taskId] = [m[1]!, m[2]!];
+    if (!isValidId(courseId) || !isValidId(taskId)) {
+      process.stderr.write(
+        `error: ${JSON.stringify(taskRef)} is not a valid COURSE/TASK: ids are letters, digits, '-', '.' and '_' (not . or .. alone)\n`,
+      );
+      return 2;
+    }
     const dir = path.join(o.tasks, courseId, taskId);
     if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) {
       process.stderr.write(`error: no task folder ${dir} (is --tasks right?)\n`);

@@ -23,6 +23,9 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const priority = raiseMainThreadPriority(nice);
   if (priority.kind === "raised") log.info({ nice: priority.nice, threads: priority.threads }, "main thread priority raised");
   else log.info({ nice: priority.nice, reason: priority.reason }, "main thread priority unchanged");
+  if (config.diskLimit === false) {
+    log.warn({ check: "disk-limit" }, "disk limits off (--disable-disk-limit): jobs may write to disk without bound, as with INGInious's own agent");
+  }
   const problems = await runStartChecks(config, connectDocker(), log);
   if (problems.some((p) => p.level === "fatal")) {
     log.fatal({ problems: problems.filter((p) => p.level === "fatal").map((p) => p.check) }, "not starting: fix the problems above");

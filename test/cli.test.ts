@@ -1,7 +1,9 @@
 /** The command line: every seed option is listed, and each bad value exits 2 with one line naming the option. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runCli } from "./helpers/agent-process.js";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { runCli, TASKS, tempDir } from "./helpers/agent-process.js";
 
 test("--help lists every option of the seed page", async () => {
   const { code, stdout } = await runCli(["--help"]);
@@ -30,6 +32,7 @@ const bad: Array<[string, string[], RegExp]> = [
   ["--tasks with --fs", ["--tasks", "t", "--fs", "local", "tcp://127.0.0.1:2001"], /cannot be used with/],
   ["no backend at all", [], /missing required argument 'backend'/],
   ["an unknown option", ["--frobnicate", "tcp://127.0.0.1:2001"], /unknown option '--frobnicate'/],
+  ["grade with .. for a course", ["grade", "--tasks", "/", "../etc"], /not a valid COURSE\/TASK/],
 ];
 
 for (const [name, args, message] of bad) {
@@ -40,3 +43,27 @@ for (const [name, args, message] of bad) {
     assert.equal(stderr.trim().split("\n").length, 1, `one line expected, got:\n${stderr}`);
   });
 }
+
+test("--disable-disk-limit and INGINIOUS_AGENT_DISABLE_DISK_LIMIT turn disk limits off, with a warning; on by default", async () => {
+  const tmp = tempDir("cli-disk");
+  try {
+    // a --tmpdir that is a file stops the agent at its self-checks, after the configuration is read
+    const file = path.join(tmp.path, "not-a-dir");
+    writeFileSync(file, "");
+    const base = ["tcp://127.0.0.1:9", "--tmpdir", file, "--tasks", TASKS];
+    const cases: Array<[string, string[], NodeJS.ProcessEnv, boolean]> = [
+      ["default", [], {}, false],
+      ["the flag", ["--disable-disk-limit"], {}, true],
+      ["the variable", [], { INGINIOUS_AGENT_DISABLE_DISK_LIMIT: "1" }, true],
+      ["the variable set to no", [], { INGINIOUS_AGENT_DISABLE_DISK_LIMIT: "no" }, false],
+    ];
+    for (const [name, args, env, off] of cases) {
+      const { code, stdout } = await runCli([...base, ...args], 60_000, env);
+      assert.equal(code, 1, `${name}: ${stdout}`);
+      const warned = stdout.split("\n").some((l) => l.includes('"check":"disk-limit"') && l.includes("disk limits off (--disable-disk-limit)"));
+      assert.equal(warned, off, `${name}: ${stdout}`);
+    }
+  } finally {
+    tmp.remove();
+  }
+});

@@ -183,7 +183,7 @@ describe("configuration from the environment", () => {
     assert.equal(code, 0);
     for (const name of [
       "BACKEND", "FRIENDLY_NAME", "DEBUG_HOST", "DEBUG_PORTS", "TMPDIR", "TASKS", "FS", "FS_LOCATION", "CONCURRENCY",
-      "VERBOSE", "DEBUGMODE", "DISABLE_AUTORESTART", "SSH", "RUNTIME", "POOL_THREADS", "PIDS_LIMIT", "METRICS_PORT", "METRICS_HOST",
+      "VERBOSE", "DEBUGMODE", "DISABLE_AUTORESTART", "DISABLE_DISK_LIMIT", "SSH", "RUNTIME", "POOL_THREADS", "PIDS_LIMIT", "METRICS_PORT", "METRICS_HOST",
     ]) {
       assert.ok(stdout.replace(/\s+/g, " ").includes(`INGINIOUS_AGENT_${name})`) || stdout.replace(/\s+/g, " ").includes(`INGINIOUS_AGENT_${name},`),
         `--help names INGINIOUS_AGENT_${name}`);

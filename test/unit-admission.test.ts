@@ -24,6 +24,7 @@ function snapshot(over: Partial<AdmissionSnapshot> = {}): AdmissionSnapshot {
     debugHost: "192.0.2.1",
     tasksRoot: "/srv/tasks",
     agentId: "agent1",
+    diskLimit: true,
     ...over,
   };
 }
@@ -115,6 +116,7 @@ describe("admit", () => {
     const bad: Array<Partial<BackendNewJob>> = [
       { course_id: "..", task_id: "task" }, { course_id: "course", task_id: "../x" }, { task_id: "a/b" },
       { course_id: "", task_id: "task" }, { course_id: null }, { task_id: null }, { course_id: "c d" },
+      { course_id: "." }, { task_id: "." }, { task_id: "a\\b" },
     ];
     for (const over of bad) {
       const r = refusal(admit(newJob(over), snapshot()));
@@ -122,6 +124,9 @@ describe("admit", () => {
       assert.equal(r.reason, "invalid course or task id");
     }
     assert.equal(plan(admit(newJob({ course_id: "A-b_9", task_id: "t_1-X" }), snapshot())).task.taskDir, "/srv/tasks/A-b_9/t_1-X");
+    // dots are part of INGInious's id rule (id_checker): a course of a given year, say
+    assert.equal(plan(admit(newJob({ course_id: "LSINF1252.2024", task_id: "ex.1" }), snapshot())).task.taskDir,
+      "/srv/tasks/LSINF1252.2024/ex.1");
   });
 
   test("memory: up to the slot's share, at least 20 MB, more is refused with the share in the text", () => {

@@ -4,7 +4,7 @@
  * text of the crash that ends the job; each step's time goes into the job's phase timings.
  */
 import type Docker from "dockerode";
-import { prepareJobDirectory } from "../src/jobs/job-directory.js";
+import { prepareFailureText, prepareJobDirectory } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { phase, type JobContext } from "./job-context.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
@@ -29,7 +29,7 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
     phase(ctx, "prepare");
   } catch (err) {
     ctx.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
-    return { text: "The agent could not prepare the job's directory. Please contact your course administrator." };
+    return { text: prepareFailureText(err) };
   }
   let container: Docker.Container;
   try {

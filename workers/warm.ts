@@ -7,7 +7,9 @@
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
-import { fillJobDirectory, jobPaths, prepareJobDirectory, removeJobDirectory } from "../src/jobs/job-directory.js";
+import {
+  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobDirectory, TaskFolderError,
+} from "../src/jobs/job-directory.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
@@ -59,6 +61,7 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
     stream?.destroy();
     const message = failure?.message ?? "no stream";
     log.warn({ err: message }, "failed to adopt a warm grading container");
+    if (failure instanceof TaskFolderError) return { text: prepareFailureText(failure) };
     return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
   }
   ctx.stdin = stream;

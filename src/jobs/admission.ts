@@ -13,10 +13,9 @@ import { containerLabels } from "../docker/labels.js";
 import type { BackendNewJob, Environments } from "../protocol/messages.js";
 import { parseJobParameters, type JobParameters } from "./job-params.js";
 import type { JobSpec, StudentEnvironment } from "./job-task.js";
+import { isValidId } from "./ids.js";
 import { warmKey } from "./warm-containers.js";
 
-/** Course and task ids as INGInious accepts them; anything else could escape the tasks folder. */
-const ID = /^[a-zA-Z0-9_\-]+$/;
 /** CPU and wall-clock limit of a job with published ports (SSH debug): the student works in it. */
 const SSH_DEBUG_LIMIT_SECONDS = 30 * 60;
 /** The least memory a job's container gets, whatever it asks. */
@@ -38,6 +37,8 @@ export interface AdmissionSnapshot {
   /** Absolute tasks folder. */
   tasksRoot: string;
   agentId: string;
+  /** Whether `limits.disk` is enforced (--disable-disk-limit turns it off). */
+  diskLimit: boolean;
 }
 
 export interface AdmissionPlan {
@@ -117,7 +118,7 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
     time: debugLimits ? SSH_DEBUG_LIMIT_SECONDS : params.limits.time,
     hardTime: debugLimits ? SSH_DEBUG_LIMIT_SECONDS : params.limits.hardTime,
     memoryMb,
-    diskMb: params.limits.diskMb,
+    diskMb: snap.diskLimit ? params.limits.diskMb : null,
     network: params.networkGrading,
     inputdata: msg.inputdata,
     debug: msg.debug,
@@ -140,7 +141,7 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
 /** The task and course folders of a job (both null for a task-less job), or null for bad ids. */
 function taskFolders(msg: BackendNewJob, tasksRoot: string): { taskDir: string | null; courseDir: string | null } | null {
   if (msg.course_id === null && msg.task_id === null) return { taskDir: null, courseDir: null };
-  if (msg.course_id === null || msg.task_id === null || !ID.test(msg.course_id) || !ID.test(msg.task_id)) return null;
+  if (msg.course_id === null || msg.task_id === null || !isValidId(msg.course_id) || !isValidId(msg.task_id)) return null;
   const courseDir = path.join(tasksRoot, msg.course_id);
   return { courseDir, taskDir: path.join(courseDir, msg.task_id) };
 }

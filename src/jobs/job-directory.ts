@@ -3,10 +3,13 @@
  *   task/ (copy of the task, with student/), sockets/, course/common/ (copy of `$common`
  *   or empty), course/common/student/. Directories containers write to are mode 0777.
  * A marker file names the agent that made it, so that a later run removes only its own.
+ * The folders the agent itself creates, opens or binds into containers (`student`,
+ * `student/scripts`, `systemfiles` and `$common/student`) must not be symbolic links in the
+ * course: the agent would follow them onto the host. Such a task is refused (TaskFolderError).
  */
-import { chmodSync, existsSync, mkdirSync, promises as fs, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, promises as fs, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { copyTree } from "./copy-tree.js";
+import { copyTree, CopyTreeError } from "./copy-tree.js";
 
 export const JOB_DIR_PREFIX = "job-";
 export const JOB_DIR_MARKER = ".inginious-agent-docker";
@@ -37,6 +40,54 @@ export function jobPaths(root: string): JobPaths {
   };
 }
 
+/** Folders of a task the agent opens or binds itself: never links. */
+const OPENED_IN_TASK = ["student", path.join("student", "scripts"), "systemfiles"];
+/** Likewise in `$common`. */
+const OPENED_IN_COMMON = ["student"];
+
+/** A task folder the agent will not use; `message` is fit for the job's crash text. */
+export class TaskFolderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskFolderError";
+  }
+}
+
+/** Throws TaskFolderError when one of `names` under `dir` is a symbolic link. */
+function refuseLinks(dir: string, label: string, names: readonly string[]): void {
+  for (const name of names) {
+    let link = false;
+    try {
+      link = lstatSync(path.join(dir, name)).isSymbolicLink();
+    } catch {
+      /* absent (or under a link, refused before): the agent makes it */
+    }
+    if (link) {
+      throw new TaskFolderError(
+        `${label}/${name} is a symbolic link; the agent creates and opens that folder itself and does not follow links there: make it a plain folder`,
+      );
+    }
+  }
+}
+
+/** Copies with the rules of copy-tree.ts, after refusing links the agent would follow. */
+function copyChecked(src: string, dst: string, courseDir: string, label: string, opened: readonly string[]): void {
+  refuseLinks(src, label, opened);
+  try {
+    copyTree(src, dst, courseDir);
+  } catch (err) {
+    if (err instanceof CopyTreeError) throw new TaskFolderError(`${label}: ${err.message}`);
+    throw err;
+  }
+  refuseLinks(dst, label, opened); // the source may have changed while it was copied
+}
+
+/** The crash text for a job whose directory could not be made. */
+export function prepareFailureText(err: unknown): string {
+  if (err instanceof TaskFolderError) return `The task folder cannot be used: ${err.message}. Please contact your course administrator.`;
+  return "The agent could not prepare the job's directory. Please contact your course administrator.";
+}
+
 function mkdirOpen(p: string): void {
   mkdirSync(p, { recursive: true });
   chmodSync(p, 0o777);
@@ -54,12 +105,12 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
   chmodSync(root, 0o777);
   writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
   mkdirOpen(p.sockets);
-  if (taskDir !== null) copyTree(taskDir, p.task);
+  if (taskDir !== null && courseDir !== null) copyChecked(taskDir, p.task, courseDir, "task", OPENED_IN_TASK);
   mkdirOpen(p.task);
   mkdirOpen(p.student);
   mkdirSync(path.join(root, "course"), { recursive: true });
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
-  if (common !== null && existsSync(common)) copyTree(common, p.courseCommon);
+  if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
   mkdirSync(p.courseCommon, { recursive: true });
   const commonStudent = common !== null ? path.join(common, "student") : null;
   if (commonStudent === null || !existsSync(commonStudent)) mkdirSync(p.courseCommonStudent, { recursive: true });
@@ -71,10 +122,10 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
  * `$common` into course/common/. The directories themselves must stay: mounts pin them.
  */
 export function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir: string | null): void {
-  if (taskDir !== null) copyTree(taskDir, p.task);
+  if (taskDir !== null && courseDir !== null) copyChecked(taskDir, p.task, courseDir, "task", OPENED_IN_TASK);
   mkdirOpen(p.student);
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
-  if (common !== null && existsSync(common)) copyTree(common, p.courseCommon);
+  if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
   mkdirSync(p.courseCommonStudent, { recursive: true });
 }
 

@@ -1,20 +1,38 @@
 /**
  * Disk a job has written: the blocks allocated under its directory and under its containers'
  * writable layers (overlay2 UpperDir). Measured by walking the trees (sparse files count for what
- * they really use); the walk stops as soon as the budget is passed.
+ * they really use, a file with several hard links once); the walk stops as soon as the budget is
+ * passed.
  *
  * Why polling: on this kind of host (overlay2 on ext4) the engine cannot cap a container's
  * writable layer (`--storage-opt size` needs xfs with project quotas), and INGInious's frontend
- * sends `limits.disk` that its own agent ignores. A poll every 250 ms costs one tree walk (small
- * for a job's few files) and lets a fast writer go about a quarter of a second of its write speed
- * past the limit before it is killed.
+ * sends `limits.disk` (1,024 MB unless the task says otherwise) that its own agent ignores;
+ * `--disable-disk-limit` makes this agent ignore it too. The walk's own time sets the pace: the
+ * next one starts after max(250 ms, 10 x the last walk), so a job of a few files is looked at
+ * four times a second (a fast writer gets about a quarter of a second of its write speed past the
+ * limit) while a job of 100,000 files costs at most about a tenth of one core.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
 
-/** Bytes allocated under `roots`, stopping early once over `stopAbove`. Missing roots count 0. */
+/** Shortest pause between two walks. */
+export const DISK_POLL_BASE_MS = 250;
+/** Pause after a walk, as a multiple of the walk's own time. */
+export const DISK_POLL_FACTOR = 10;
+
+/** How long to wait before the next walk, given how long the last one took. */
+export function nextDiskPollMs(walkMs: number, baseMs = DISK_POLL_BASE_MS, factor = DISK_POLL_FACTOR): number {
+  return Math.max(baseMs, Math.ceil(factor * walkMs));
+}
+
+/**
+ * Bytes allocated under `roots`, stopping early once over `stopAbove`. Missing roots count 0.
+ * A file with several hard links counts once (by device and inode; inode numbers above 2^53,
+ * which no common filesystem hands out, could be confused).
+ */
 export async function diskUsage(roots: readonly string[], stopAbove = Number.POSITIVE_INFINITY): Promise<number> {
   let total = 0;
+  const linked = new Set<string>();
   const stack: string[] = [...roots];
   while (stack.length > 0 && total <= stopAbove) {
     const batch = stack.splice(0, 64);
@@ -24,6 +42,11 @@ export async function diskUsage(roots: readonly string[], stopAbove = Number.POS
         st = await fs.lstat(p);
       } catch {
         return; // vanished meanwhile
+      }
+      if (st.nlink > 1 && !st.isDirectory()) {
+        const key = `${st.dev}:${st.ino}`;
+        if (linked.has(key)) return;
+        linked.add(key);
       }
       total += st.blocks * 512;
       if (st.isDirectory()) {
@@ -45,30 +68,46 @@ export interface DiskWatch {
   stop(): void;
 }
 
-/** Polls the usage of `roots()` every `periodMs`; calls `onExceeded` once when over `limitBytes`. */
+export interface DiskWatchOptions {
+  baseMs?: number;
+  /** The walk (tests give their own). */
+  usage?: typeof diskUsage;
+  /** Milliseconds, for timing walks (tests give their own). */
+  now?: () => number;
+}
+
+/**
+ * Walks `roots()` again and again, paced by nextDiskPollMs (the first walk after `baseMs`);
+ * calls `onExceeded` once when over `limitBytes`, then stops.
+ */
 export function watchDisk(
   roots: () => string[],
   limitBytes: number,
   onExceeded: (bytes: number) => void,
-  periodMs = 250,
+  { baseMs = DISK_POLL_BASE_MS, usage = diskUsage, now = () => performance.now() }: DiskWatchOptions = {},
 ): DiskWatch {
   let exceeded = false;
+  let stopped = false;
   let peak = 0;
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy || exceeded) return;
-    busy = true;
-    diskUsage(roots(), limitBytes)
+  let timer: NodeJS.Timeout | null = null;
+  const schedule = (ms: number): void => {
+    if (stopped || exceeded) return;
+    timer = setTimeout(poll, ms);
+    timer.unref();
+  };
+  const poll = (): void => {
+    const started = now();
+    usage(roots(), limitBytes)
       .then((bytes) => {
         peak = Math.max(peak, bytes);
-        if (bytes > limitBytes && !exceeded) {
+        if (bytes > limitBytes && !exceeded && !stopped) {
           exceeded = true;
           onExceeded(bytes);
         }
       })
-      .finally(() => (busy = false));
-  }, periodMs);
-  timer.unref();
+      .finally(() => schedule(nextDiskPollMs(now() - started, baseMs)));
+  };
+  schedule(baseMs);
   return {
     get exceeded() {
       return exceeded;
@@ -76,6 +115,9 @@ export function watchDisk(
     get peakBytes() {
       return peak;
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    },
   };
 }
