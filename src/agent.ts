@@ -36,6 +36,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import type {
   AgentHello, AgentJobDone, BackendKillJob, BackendNewJob, BadFrameError, EncodedJobDone, Environments, OutgoingMessage,
 } from "./protocol/messages.js";
+import { inputdataBytes, inputState } from "./protocol/messages.js";
 import { openFileLimits, totalMemoryMb } from "./system.js";
 import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";
 
@@ -255,8 +256,7 @@ export class GradingAgent {
       return;
     }
     this.send({ type: "AgentJobStarted", job_id: msg.job_id });
-    const stateValue = msg.inputdata["@state"];
-    const previousState = typeof stateValue === "string" ? stateValue : "";
+    const previousState = inputState(msg.inputdata);
     const crash = (text: string, why: string): void => {
       log.warn({ reason: why }, "job refused");
       this.recent.add(msg.job_id);
@@ -336,7 +336,7 @@ export class GradingAgent {
       diskMb: params.limits.diskMb,
       network: params.networkGrading,
       ports,
-      inputdata: msg.inputdata,
+      inputdata: inputdataBytes(msg.inputdata),
       debug: msg.debug,
       runCmd: params.runCmd,
       envtypes: [...this.runtimes.keys()],

@@ -29,7 +29,7 @@ import {
 import { checkGradingResult } from "../src/protocol/grading-result.js";
 import { encodeAgentMessage } from "../src/protocol/messages.js";
 import { resultDone } from "../src/jobs/outcome.js";
-import { OWN_BUFFER_BYTES, type Packable } from "../src/protocol/msgpack.js";
+import { OWN_BUFFER_BYTES, Packed, type Packable } from "../src/protocol/msgpack.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { memoryEventsPaths, ranOutOfMemory } from "../src/limits/oom.js";
 import { diskUsage, watchDisk, type DiskWatch } from "../src/limits/disk-usage.js";
@@ -288,7 +288,7 @@ class JobRun {
     );
     const start: Record<string, Packable> = {
       type: "start",
-      input: t.inputdata as Packable,
+      input: new Packed(t.inputdata),
       debug: t.debug,
       envtypes: Object.fromEntries(t.envtypes.map((e) => [e, true])),
     };
