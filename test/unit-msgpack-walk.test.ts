@@ -61,6 +61,7 @@ describe("msgpack walker", () => {
       "invalid UTF-8 in a key": "81a1ff01",
       "a lone surrogate in a str": "a3eda080",
       "a timestamp of 5 bytes": "c705ff0000000000",
+      "an ext of a negative type other than -1": "d4fb00",
       "a timestamp with 10^9 ns": "c70cff3b9aca000000000000000001",
       "a map as a map key": "81 80 01",
       "a map inside an array key": "81 91 80 01",

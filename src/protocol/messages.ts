@@ -265,8 +265,9 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
       spans.set(name, [valueAt, valueEnd]);
       if (name === "@type") type = view.read(valueAt, valueEnd).value;
       if (name === "job_id") jobId = view.string(valueAt, valueEnd);
-    }, new MsgpackWalker(frame, NO_OBJECT_LIMIT));
+    }, new MsgpackWalker(frame, NO_OBJECT_LIMIT, false)); // the layout first: the type and job id come last and first
     if (end !== frame.length) throw new BadFrameError("bytes after the msgpack map", null, frame.length, jobId);
+    new MsgpackWalker(frame, NO_OBJECT_LIMIT).skip(0, frame.length); // then what is in it
   } catch (err) {
     if (err instanceof BadFrameError) throw err;
     const t = typeof type === "string" ? type : null;

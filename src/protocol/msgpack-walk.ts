@@ -5,7 +5,8 @@
  * refused before anything of it is built, and spliced into another message without decoding it.
  *
  * Checked: every type byte is a msgpack one (0xc1 is not), every length stays inside the bytes,
- * every str is valid UTF-8, an ext of type -1 is a timestamp Python accepts, no map is used as
+ * every str is valid UTF-8, an ext has a type Python loads (a timestamp it accepts for -1, no other
+ * negative type), no map is used as
  * (or inside) a map key (Python cannot hash a dict), nesting stays within `maxDepth` (the top value
  * is at depth 0, as in the encoder) and the number of values within `maxObjects` (every value
  * counts one: scalars, strings, arrays, maps, map keys). Map keys of any other type are accepted
@@ -184,7 +185,10 @@ export class MsgpackWalker {
         if (this.check && h.kind === STR && !isUtf8(b.subarray(h.body, pos))) {
           throw new MsgpackError(`a str that is not valid UTF-8 at ${h.body}`);
         }
-        if (this.check && h.kind === EXT && h.extType === -1) checkTimestamp(b, h.body, h.size);
+        if (this.check && h.kind === EXT && h.extType < 0) {
+          if (h.extType !== -1) throw new MsgpackError(`an ext of type ${h.extType} (Python's msgpack loads -1 and 0 to 127 only)`);
+          checkTimestamp(b, h.body, h.size);
+        }
       }
       while (rem.length > 0 && rem[rem.length - 1] === 0) {
         rem.pop();
