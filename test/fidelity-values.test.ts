@@ -82,4 +82,6 @@ test("a str that is not UTF-8 in inputdata: the job is answered crash (Python ca
   await s.backend.send(job("bad-input", new Packed(inputdata)));
   const d = await s.backend.done("bad-input", 30_000);
   assert.equal((d["result"] as string[])[0], "crash");
+  // refused on arrival, never given to a container
+  assert.match((d["result"] as string[])[1]!, /could not read this job: not msgpack: a str that is not valid UTF-8/);
 });
