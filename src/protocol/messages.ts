@@ -9,7 +9,7 @@
  * So every value keeps its msgpack type both ways, map keys of any type and key order included.
  */
 import { Float64, pack, Packed, unpack, type Packable } from "./msgpack.js";
-import { forEachEntry, MsgpackWalker, MAP, Head, NO_OBJECT_LIMIT } from "./msgpack-walk.js";
+import { DEFAULT_DECODE_LIMITS, forEachEntry, MsgpackWalker, MAP, Head, NO_OBJECT_LIMIT } from "./msgpack-walk.js";
 import { ViewReader } from "./msgpack-view.js";
 
 export type JobResultKind = "success" | "failed" | "error" | "crash" | "timeout" | "overflow" | "killed";
@@ -332,9 +332,12 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
   }
 }
 
-/** Decodes an agent message (for tests and the bench, which play the backend). Loose: no field checks. */
+/**
+ * Decodes an agent message (for tests and the bench, which play the backend). Loose: no field
+ * checks; the same caps as a container message (a frame over them throws).
+ */
 export function decodeAgentFrame(frame: Uint8Array): Record<string, unknown> & { "@type": string } {
-  const raw = unpack(frame);
+  const raw = unpack(frame, DEFAULT_DECODE_LIMITS);
   if (!isMap(raw) || typeof raw["@type"] !== "string") throw new Error("not an agent message");
   return raw as Record<string, unknown> & { "@type": string };
 }
