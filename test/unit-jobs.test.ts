@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { JobParametersError, parseJobParameters } from "../src/jobs/job-params.js";
 import { collectResult, composeOutcome, defaultGrade, jobDone, runOutcome, type JobFacts, type RunFacts } from "../src/jobs/outcome.js";
 import { decodeJobDone, encodeAgentMessage } from "../src/protocol/messages.js";
+import { pack } from "../src/protocol/msgpack.js";
 import { Job, RecentJobs } from "../src/jobs/job.js";
 import type { CheckedResult, GradingOutcome } from "../src/jobs/job-task.js";
 
@@ -154,7 +155,8 @@ describe("composeOutcome", () => {
 
 const run = (over: Partial<RunFacts> = {}): RunFacts => ({
   jobId: "j1", timeout: false, oomKilled: false, diskExceededBytes: null, engineLost: null, fatal: null, streamError: null,
-  rawResult: { result: "success", text: "fine", grade: 80, state: "s2", stdout: "o" }, ...over,
+  // the container stream hands the worker a result as its msgpack bytes
+  rawResult: pack({ result: "success", text: "fine", grade: 80, state: "s2", stdout: "o" }), ...over,
 });
 
 describe("runOutcome (the worker's part of the precedence)", async () => {
@@ -179,7 +181,7 @@ describe("runOutcome (the worker's part of the precedence)", async () => {
   });
 
   test("a result that fails its check is a crash with the check's text", async () => {
-    const o = await runOutcome(run({ rawResult: { result: "success", bogus: 1 } }));
+    const o = await runOutcome(run({ rawResult: pack({ result: "success", bogus: 1 }) }));
     assert.equal(o.kind, "crash");
     assert.match((o as { text: string }).text, /badly formatted \(unknown key "bogus"\)/);
     assert.equal((await collectResult("j1", "not a map", { timeout: false, oomKilled: true })).kind, "crash");

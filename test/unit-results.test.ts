@@ -11,17 +11,25 @@ import { once } from "node:events";
 import { createGzip, gzipSync } from "node:zlib";
 import { BadResultError, checkGradingResult } from "../src/protocol/grading-result.js";
 import { BadArchiveError, TarWalker, checkArchive, decodeArchive } from "../src/protocol/archive.js";
+import { pack, Packed, unpack, type Packable } from "../src/protocol/msgpack.js";
+
+/** Checks a result given as values (packed as a container would send it); kept bytes read back as values. */
+function check(value: unknown): Record<string, unknown> {
+  const r = checkGradingResult(pack(value as Packable)) as unknown as Record<string, unknown>;
+  const open = (v: unknown): unknown => (v instanceof Packed ? unpack(v.bytes) : v);
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, open(v)]));
+}
 
 describe("checkGradingResult", () => {
   test("defaults: an empty map is an error with grade unset", () => {
-    assert.deepEqual(checkGradingResult({}), {
+    assert.deepEqual(check({}), {
       result: "error", text: "", grade: null, problems: {}, tests: {}, custom: {}, state: "", archive: null,
       stdout: "", stderr: "",
     });
   });
 
   test("every accepted key with its type is kept", () => {
-    const r = checkGradingResult({
+    const r = check({
       result: "failed", text: "t", grade: 42.5, problems: { "q-1.a_b": ["failed", "no"] }, tests: { "t*1": 3 },
       custom: { anything: { nested: true } }, state: "st", archive: "AAAA", stdout: "o", stderr: "e",
     });
@@ -33,23 +41,23 @@ describe("checkGradingResult", () => {
 
   test("every result kind is accepted", () => {
     for (const k of ["success", "failed", "error", "crash", "timeout", "overflow", "killed"]) {
-      assert.equal(checkGradingResult({ result: k }).result, k);
+      assert.equal(check({ result: k }).result, k);
     }
   });
 
   test("an integer grade and a zero grade are kept as given", () => {
-    assert.equal(checkGradingResult({ grade: 7 }).grade, 7);
-    assert.equal(checkGradingResult({ result: "success", grade: 0 }).grade, 0);
+    assert.equal(check({ grade: 7 }).grade, 7);
+    assert.equal(check({ result: "success", grade: 0 }).grade, 0);
   });
 
   test("an unknown result string is refused", () => {
     for (const k of ["Success", "ok", "", "partial"]) {
-      assert.throws(() => checkGradingResult({ result: k }), BadResultError, k);
+      assert.throws(() => check({ result: k }), BadResultError, k);
     }
   });
 
   test("an unknown key is refused and named", () => {
-    assert.throws(() => checkGradingResult({ result: "success", score: 1 }), /unknown key "score"/);
+    assert.throws(() => check({ result: "success", score: 1 }), /unknown key "score"/);
   });
 
   test("each key with a wrong type is refused", () => {
@@ -60,43 +68,43 @@ describe("checkGradingResult", () => {
     };
     for (const [key, values] of Object.entries(wrong)) {
       for (const v of values) {
-        assert.throws(() => checkGradingResult({ [key]: v }), BadResultError, `${key}=${String(v)}`);
+        assert.throws(() => check({ [key]: v }), BadResultError, `${key}=${String(v)}`);
       }
     }
   });
 
   test("the result itself must be a map", () => {
     for (const v of [null, [], "success", 3, Buffer.from("x")]) {
-      assert.throws(() => checkGradingResult(v), BadResultError);
+      assert.throws(() => check(v), BadResultError);
     }
   });
 
   test("problem ids: letters (any case), digits, - _ . only", () => {
-    assert.doesNotThrow(() => checkGradingResult({ problems: { "Ab-9_.x": "x" } }));
+    assert.doesNotThrow(() => check({ problems: { "Ab-9_.x": "x" } }));
     for (const id of ["", "a b", "a/b", "a*", "é", "a\n", "q:1"]) {
-      assert.throws(() => checkGradingResult({ problems: { [id]: "x" } }), /invalid id/, JSON.stringify(id));
+      assert.throws(() => check({ problems: { [id]: "x" } }), /invalid id/, JSON.stringify(id));
     }
   });
 
   test("test ids may also contain *", () => {
-    assert.doesNotThrow(() => checkGradingResult({ tests: { "A*b-1_.": 1 } }));
+    assert.doesNotThrow(() => check({ tests: { "A*b-1_.": 1 } }));
     for (const id of ["", "a b", "a/b", "a+b", "é"]) {
-      assert.throws(() => checkGradingResult({ tests: { [id]: 1 } }), /invalid id/, JSON.stringify(id));
+      assert.throws(() => check({ tests: { [id]: 1 } }), /invalid id/, JSON.stringify(id));
     }
   });
 
   test("problem and test values must not be maps", () => {
-    assert.throws(() => checkGradingResult({ problems: { q1: { result: "success" } } }), /problems\.q1 must not be a map/);
-    assert.throws(() => checkGradingResult({ tests: { t1: {} } }), /tests\.t1 must not be a map/);
-    assert.doesNotThrow(() => checkGradingResult({ problems: { q1: ["success", "x"], q2: "text", q3: null } }));
+    assert.throws(() => check({ problems: { q1: { result: "success" } } }), /problems\.q1 must not be a map/);
+    assert.throws(() => check({ tests: { t1: {} } }), /tests\.t1 must not be a map/);
+    assert.doesNotThrow(() => check({ problems: { q1: ["success", "x"], q2: "text", q3: null } }));
   });
 
   test("custom keys are free", () => {
-    assert.doesNotThrow(() => checkGradingResult({ custom: { "any key / with spaces": { a: 1 } } }));
+    assert.doesNotThrow(() => check({ custom: { "any key / with spaces": { a: 1 } } }));
   });
 
   test("the error text says the feedback is badly formatted", () => {
-    assert.throws(() => checkGradingResult({ nope: 1 }), /badly formatted/);
+    assert.throws(() => check({ nope: 1 }), /badly formatted/);
   });
 });
 

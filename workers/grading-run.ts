@@ -14,7 +14,7 @@ import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
 import { collectResult, runOutcome } from "../src/jobs/outcome.js";
 import type { GradingOutcome, JobTask } from "../src/jobs/job-task.js";
 import { encodeContainerMessage } from "../src/protocol/container-stream.js";
-import type { Packable } from "../src/protocol/msgpack.js";
+import { Packed, type Packable } from "../src/protocol/msgpack.js";
 import { createAndStart, type NotStarted, type Started } from "./grading-container.js";
 import { readOutput, type Output } from "./grading-output.js";
 import { killStudents, phase, type JobContext } from "./job-context.js";
@@ -82,7 +82,7 @@ function waitForExit(container: Docker.Container): { code: Promise<number>; lost
 function writeStart(t: JobTask, stream: NodeJS.ReadWriteStream): void {
   const start: Record<string, Packable> = {
     type: "start",
-    input: t.inputdata as Packable,
+    input: new Packed(t.inputdata),
     debug: t.debug,
     envtypes: Object.fromEntries(t.envtypes.map((e) => [e, true])),
   };

@@ -10,7 +10,7 @@
 import path from "node:path";
 import type { RuntimeSpec } from "../config.js";
 import { containerLabels } from "../docker/labels.js";
-import type { BackendNewJob, Environments } from "../protocol/messages.js";
+import { inputdataBytes, inputState, type BackendNewJob, type Environments } from "../protocol/messages.js";
 import { parseJobParameters, type JobParameters } from "./job-params.js";
 import type { JobSpec, StudentEnvironment } from "./job-task.js";
 import { isValidId } from "./ids.js";
@@ -65,8 +65,7 @@ export type Admission = AdmissionPlan | AdmissionRefusal;
 
 /** The state the job's `@state` input carries over from the student's previous submission. */
 export function previousStateOf(msg: BackendNewJob): string {
-  const stateValue = msg.inputdata["@state"];
-  return typeof stateValue === "string" ? stateValue : "";
+  return inputState(msg.inputdata);
 }
 
 export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
@@ -120,7 +119,7 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
     memoryMb,
     diskMb: snap.diskLimit ? params.limits.diskMb : null,
     network: params.networkGrading,
-    inputdata: msg.inputdata,
+    inputdata: inputdataBytes(msg.inputdata),
     debug: msg.debug,
     runCmd: params.runCmd,
     envtypes: [...snap.runtimes.keys()],

@@ -5,6 +5,7 @@
 import { MessagePort } from "node:worker_threads";
 import type { ContainerRole } from "../docker/labels.js";
 import type { JobResultKind } from "../protocol/messages.js";
+import type { Packed } from "../protocol/msgpack.js";
 
 export interface StudentEnvironment {
   image: string;
@@ -53,7 +54,8 @@ export interface JobSpec {
   network: boolean;
   /** internal port -> external port */
   ports: Record<number, number>;
-  inputdata: Record<string, unknown>;
+  /** The msgpack bytes of the job's inputdata map, as the backend sent them (spliced into `start`). */
+  inputdata: Uint8Array;
   debug: boolean | "ssh";
   runCmd: string | null;
   envtypes: string[];
@@ -130,17 +132,18 @@ export interface MainApi {
   jobOutcome(jobId: string, outcome: GradingOutcome): void;
 }
 
+/** A container's checked result; the values the agent only forwards are its own msgpack bytes. */
 export interface CheckedResult {
   result: string;
   text: string;
   grade: number | null;
-  problems: Record<string, unknown>;
-  tests: Record<string, unknown>;
-  custom: Record<string, unknown>;
-  state: string;
+  problems: Packed | Record<string, unknown>;
+  tests: Packed | Record<string, unknown>;
+  custom: Packed | Record<string, unknown>;
+  state: string | Packed;
   archive: Uint8Array | null;
-  stdout: string;
-  stderr: string;
+  stdout: string | Packed;
+  stderr: string | Packed;
 }
 
 /** Milliseconds spent in each phase of a job in the worker. */

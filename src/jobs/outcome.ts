@@ -30,7 +30,7 @@ export function jobDone(
   jobId: string,
   result: JobResultKind,
   text: string,
-  state: string,
+  state: AgentJobDone["state"],
   extra: Partial<Pick<AgentJobDone, "grade" | "problems" | "tests" | "custom" | "archive" | "stdout" | "stderr">> = {},
 ): AgentJobDone {
   return {

@@ -5,9 +5,18 @@
  * Messages may be split across frames and several may share one frame.
  *
  * Pure and incremental: feed chunks as they arrive, get whole messages out.
+ *
+ * Each message is walked before anything of it is built (msgpack-walk.ts): one that is not
+ * msgpack Python would load, or whose decoded form would be over the caps in values or depth,
+ * ends the stream with a ContainerStreamError. A message of a type the agent does not use is
+ * skipped unbuilt. A `result` message keeps its `result` as bytes, for grading-result.ts.
  */
 import { ByteQueue } from "./byte-queue.js";
-import { unpack, pack, type Packable } from "./msgpack.js";
+import { pack, type Packable } from "./msgpack.js";
+import {
+  DEFAULT_DECODE_LIMITS, forEachEntry, Head, MAP, MsgpackLimitError, MsgpackWalker, type DecodeLimits,
+} from "./msgpack-walk.js";
+import { ViewReader } from "./msgpack-view.js";
 
 /** Default cap on one container message; results with 20 MB archives and 20 MB of stdout fit. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -32,7 +41,10 @@ export class ContainerStreamDecoder {
   private frameStream = 0;
   private stderrBytes = 0;
 
-  constructor(private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {}
+  constructor(
+    private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+  ) {}
 
   /** Bytes the container wrote on stderr (not collected, only counted). */
   get stderrSeen(): number {
@@ -85,7 +97,7 @@ export class ContainerStreamDecoder {
       }
       if (this.stdout.length < 4 + len) break;
       this.stdout.take(4);
-      out.push(decodeContainerMessage(this.stdout.take(len)));
+      out.push(decodeContainerMessage(this.stdout.take(len), this.limits));
     }
   }
 
@@ -100,21 +112,49 @@ export class ContainerStreamDecoder {
   }
 }
 
-export function decodeContainerMessage(bytes: Buffer): ContainerMessage {
-  let value: unknown;
+/** The message types the agent acts on; any other is skipped without being built. */
+export const CONTAINER_MESSAGE_TYPES: ReadonlySet<string> = new Set(["result", "run_student", "ssh_debug", "ssh_student"]);
+
+/**
+ * Walks one message, then builds it: `{type}` alone for a type the agent does not use,
+ * `{type: "result", result: <the msgpack bytes of its result>}`, or every field decoded for
+ * the others. The object cap is enforced from the moment a known type is read (INGInious puts
+ * `type` first), and checked at the end either way.
+ */
+export function decodeContainerMessage(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): ContainerMessage {
+  const fail = (why: string): never => {
+    throw new ContainerStreamError(`the grading container sent a message that ${why}`);
+  };
+  const view = new ViewReader(bytes);
+  const walker = new MsgpackWalker(bytes, limits);
+  walker.enforceObjects = false;
+  let type: string | null = null;
+  let result: [number, number] | null = null;
+  let end: number;
   try {
-    value = unpack(bytes);
+    if (new Head().read(bytes, 0, bytes.length).kind !== MAP) fail("is not a map");
+    end = forEachEntry(bytes, 0, bytes.length, (keyAt, valueAt, valueEnd) => {
+      const key = view.string(keyAt, valueAt);
+      if (key === "type") {
+        type = view.string(valueAt, valueEnd);
+        walker.enforceObjects = type !== null && CONTAINER_MESSAGE_TYPES.has(type);
+      } else if (key === "result") result = [valueAt, valueEnd];
+    }, walker);
   } catch (err) {
-    throw new ContainerStreamError(`the grading container sent a message that is not msgpack (${(err as Error).message})`);
+    if (err instanceof ContainerStreamError) throw err;
+    const what = err instanceof MsgpackLimitError ? "decodes to too much" : "is not msgpack";
+    return fail(`${what} (${(err as Error).message})`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new ContainerStreamError("the grading container sent a message that is not a map");
+  if (end !== bytes.length) fail("has bytes after its end");
+  if (type === null) return fail("has no type");
+  if (!CONTAINER_MESSAGE_TYPES.has(type)) return { type };
+  if (walker.objects > limits.maxObjects) fail(`decodes to too much (more than ${limits.maxObjects} values)`);
+  if (type === "result") {
+    const at = result as [number, number] | null;
+    return { type, result: at === null ? undefined : bytes.subarray(at[0], at[1]) };
   }
-  const type = (value as Record<string, unknown>)["type"];
-  if (typeof type !== "string") {
-    throw new ContainerStreamError("the grading container sent a message without a type");
-  }
-  return value as ContainerMessage;
+  const fields = view.read(0, end).value as Record<string, unknown>;
+  return { ...fields, type };
 }
 
 /** Frames a message for a container's stdin: uint32 BE length + msgpack. */

@@ -2,8 +2,15 @@
  * The messages exchanged with the INGInious backend (protocol.md section 1):
  * typed values, their encoding in INGInious's field order, and a strict decoder
  * for what the backend sends.
+ *
+ * Values the agent only forwards are never decoded: a job's `inputdata` stays the bytes the
+ * backend sent (a `Packed`, spliced into the container's `start`), and AgentJobDone's
+ * `problems`, `tests`, `custom`, `state`, `stdout` and `stderr` may be the container's own bytes.
+ * So every value keeps its msgpack type both ways, map keys of any type and key order included.
  */
-import { Float64, pack, unpack, type Packable } from "./msgpack.js";
+import { Float64, pack, Packed, unpack, type Packable } from "./msgpack.js";
+import { DEFAULT_DECODE_LIMITS, forEachEntry, MsgpackWalker, MAP, Head, NO_OBJECT_LIMIT } from "./msgpack-walk.js";
+import { ViewReader } from "./msgpack-view.js";
 
 export type JobResultKind = "success" | "failed" | "error" | "crash" | "timeout" | "overflow" | "killed";
 export const JOB_RESULT_KINDS: readonly JobResultKind[] = [
@@ -36,13 +43,14 @@ export interface AgentJobDone {
   job_id: string;
   result: [JobResultKind, string];
   grade: number;
-  problems: Record<string, unknown>;
-  tests: Record<string, unknown>;
-  custom: Record<string, unknown>;
-  state: string;
+  /** Maps (`Packed`: a container's own bytes). */
+  problems: Packed | Record<string, unknown>;
+  tests: Packed | Record<string, unknown>;
+  custom: Packed | Record<string, unknown>;
+  state: string | Packed;
   archive: Uint8Array | null;
-  stdout: string | null;
-  stderr: string | null;
+  stdout: string | Packed | null;
+  stderr: string | Packed | null;
 }
 export interface AgentJobSSHDebug {
   type: "AgentJobSSHDebug";
@@ -78,7 +86,11 @@ export interface BackendNewJob {
   course_id: string | null;
   task_id: string | null;
   task_problems: Record<string, unknown>;
-  inputdata: Record<string, unknown>;
+  /**
+   * A map. From the backend: a `Packed`, the bytes as sent (see inputdataBytes, inputState);
+   * the `grade` command and tests may give plain values.
+   */
+  inputdata: Packed | Record<string, unknown>;
   environment_type: string;
   environment: string;
   environment_parameters: Record<string, unknown>;
@@ -236,17 +248,31 @@ function isMap(v: unknown): v is Record<string, unknown> {
 /**
  * Decodes and checks one frame from the backend. Throws BadFrameError with the reason,
  * the message type when it could be read, and the job id when it could be read.
+ * `inputdata` is checked (msgpack Python loads, nesting up to 512) and kept as its bytes.
  */
 export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
-  let raw: unknown;
+  const view = new ViewReader(frame);
+  const spans = new Map<string, [number, number]>();
+  let type: unknown = undefined;
+  let jobId: string | null = null;
   try {
-    raw = unpack(frame);
+    if (new Head().read(frame, 0, frame.length).kind !== MAP) {
+      throw new BadFrameError("not a msgpack map", null, frame.length, null);
+    }
+    const end = forEachEntry(frame, 0, frame.length, (keyAt, valueAt, valueEnd) => {
+      const key = view.read(keyAt, valueAt).value;
+      const name = typeof key === "string" ? key : `<${typeof key} key>`;
+      spans.set(name, [valueAt, valueEnd]);
+      if (name === "@type") type = view.read(valueAt, valueEnd).value;
+      if (name === "job_id") jobId = view.string(valueAt, valueEnd);
+    }, new MsgpackWalker(frame, NO_OBJECT_LIMIT, false)); // the layout first: the type and job id come last and first
+    if (end !== frame.length) throw new BadFrameError("bytes after the msgpack map", null, frame.length, jobId);
+    new MsgpackWalker(frame, NO_OBJECT_LIMIT).skip(0, frame.length); // then what is in it
   } catch (err) {
-    throw new BadFrameError(`not msgpack: ${(err as Error).message}`, null, frame.length, null);
+    if (err instanceof BadFrameError) throw err;
+    const t = typeof type === "string" ? type : null;
+    throw new BadFrameError(`not msgpack: ${(err as Error).message}`, t, frame.length, jobId);
   }
-  if (!isMap(raw)) throw new BadFrameError("not a msgpack map", null, frame.length, null);
-  const type = raw["@type"];
-  const jobId = typeof raw["job_id"] === "string" ? raw["job_id"] : null;
   if (typeof type !== "string") throw new BadFrameError("no @type", null, frame.length, jobId);
   if (!Object.hasOwn(FIELDS, type)) {
     throw new BadFrameError(`unknown message type ${JSON.stringify(type)}`, type, frame.length, jobId);
@@ -256,22 +282,30 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
     throw new BadFrameError(`${t}: ${reason}`, t, frame.length, jobId);
   };
   const expected = FIELDS[t];
-  const present = Object.keys(raw).filter((k) => k !== "@type");
-  const missing = expected.filter((k) => !Object.hasOwn(raw as object, k));
+  const present = [...spans.keys()].filter((k) => k !== "@type");
+  const missing = expected.filter((k) => !spans.has(k));
   const extra = present.filter((k) => !expected.includes(k));
   if (missing.length > 0) fail(`missing field(s) ${missing.join(", ")}`);
   if (extra.length > 0) fail(`unexpected field(s) ${extra.join(", ")}`);
 
+  // every field the agent reads is decoded; inputdata is only checked to be a map
+  const field = (k: string): unknown => view.read(spans.get(k)![0], spans.get(k)![1]).value;
   const str = (k: string): string => {
-    const v = raw[k];
+    const v = field(k);
     if (typeof v !== "string") fail(`field ${k} must be a string`);
     return v as string;
   };
-  const strOrNull = (k: string): string | null => (raw[k] === null || raw[k] === undefined ? null : str(k));
+  const strOrNull = (k: string): string | null => (field(k) === null ? null : str(k));
   const map = (k: string): Record<string, unknown> => {
-    const v = raw[k];
+    const v = field(k);
     if (!isMap(v)) fail(`field ${k} must be a map`);
     return v as Record<string, unknown>;
+  };
+  /** A map kept as the bytes the backend sent. */
+  const packedMap = (k: string): Packed => {
+    const [start, end] = spans.get(k)!;
+    if (new Head().read(frame, start, end).kind !== MAP) fail(`field ${k} must be a map`);
+    return new Packed(frame.subarray(start, end));
   };
 
   switch (t) {
@@ -280,7 +314,7 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
     case "BackendKillJob":
       return { type: "BackendKillJob", job_id: str("job_id"), state: str("state") };
     case "BackendNewJob": {
-      const debug = raw["debug"];
+      const debug = field("debug");
       if (debug !== true && debug !== false && debug !== "ssh") fail('field debug must be true, false or "ssh"');
       return {
         type: "BackendNewJob",
@@ -288,7 +322,7 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
         course_id: strOrNull("course_id"),
         task_id: strOrNull("task_id"),
         task_problems: map("task_problems"),
-        inputdata: map("inputdata"),
+        inputdata: packedMap("inputdata"),
         environment_type: str("environment_type"),
         environment: str("environment"),
         environment_parameters: map("environment_parameters"),
@@ -298,9 +332,32 @@ export function decodeBackendMessage(frame: Uint8Array): BackendMessage {
   }
 }
 
-/** Decodes an agent message (for tests and the bench, which play the backend). Loose: no field checks. */
+/**
+ * Decodes an agent message (for tests and the bench, which play the backend). Loose: no field
+ * checks; the same caps as a container message (a frame over them throws).
+ */
 export function decodeAgentFrame(frame: Uint8Array): Record<string, unknown> & { "@type": string } {
-  const raw = unpack(frame);
+  const raw = unpack(frame, DEFAULT_DECODE_LIMITS);
   if (!isMap(raw) || typeof raw["@type"] !== "string") throw new Error("not an agent message");
   return raw as Record<string, unknown> & { "@type": string };
+}
+
+/** The msgpack bytes of a job's inputdata, for the container's `start` (the backend's own bytes when it has them). */
+export function inputdataBytes(inputdata: BackendNewJob["inputdata"]): Uint8Array {
+  return inputdata instanceof Packed ? inputdata.bytes : pack(inputdata as Packable);
+}
+
+/** inputdata["@state"] when it is a str, else "" (the state a job reports when it ends without a result of its own). */
+export function inputState(inputdata: BackendNewJob["inputdata"]): string {
+  if (!(inputdata instanceof Packed)) {
+    const state = inputdata["@state"];
+    return typeof state === "string" ? state : "";
+  }
+  const b = inputdata.bytes;
+  const view = new ViewReader(b);
+  let state = "";
+  forEachEntry(b, 0, b.length, (keyAt, valueAt, valueEnd) => {
+    if (view.string(keyAt, valueAt) === "@state") state = view.string(valueAt, valueEnd) ?? "";
+  });
+  return state;
 }

@@ -2,17 +2,29 @@
  * msgpack as INGInious's Python side speaks it (`use_bin_type=True` to pack,
  * `use_list=False, strict_map_key=False` to unpack).
  *
- * Decoding uses msgpackr (fast, returns Buffers for bin, plain objects for maps).
  * Encoding is our own small writer: JavaScript numbers cannot say "float" by
  * themselves, and INGInious needs `grade` as a float64 even when it is whole, so
  * a value wrapped in `Float64` is always written as float64; other numbers are
- * written as integers when they are safe integers.
+ * written as integers when they are safe integers. A value wrapped in `Packed` is msgpack
+ * already (values the agent only forwards: a job's input, a result's problems, tests,
+ * custom, state...): its bytes are written as they are, so whatever they hold (whole
+ * floats, 64-bit integers, non-string keys, ext types, key order) reaches the other side
+ * unchanged. Decoding is msgpack-walk.ts (checks and caps) then msgpack-view.ts (values).
  */
-import { Unpackr } from "msgpackr";
+import { MsgpackError, MsgpackWalker, NO_OBJECT_LIMIT, type DecodeLimits } from "./msgpack-walk.js";
+import { ViewReader } from "./msgpack-view.js";
 
 /** Marks a number that must be written as a msgpack float64. */
 export class Float64 {
   constructor(readonly value: number) {}
+}
+
+/**
+ * One msgpack value kept as its bytes, written as they are. Between threads it travels as its
+ * Uint8Array (a structured clone drops class prototypes): wrap it again on the other side.
+ */
+export class Packed {
+  constructor(readonly bytes: Uint8Array) {}
 }
 
 export type Packable =
@@ -24,23 +36,20 @@ export type Packable =
   | string
   | Uint8Array
   | Float64
+  | Packed
   | readonly Packable[]
   | Map<Packable, Packable>
   | { readonly [key: string]: Packable };
 
-const unpackr = new Unpackr({
-  useRecords: false,
-  mapsAsObjects: true,
-  // Python dicts may have integer keys: keep them readable as strings.
-  allowArraysInMapKeys: true,
-  int64AsType: "number",
-  // Never keep a reference to the input buffer in decoded bins.
-  copyBuffers: true,
-} as ConstructorParameters<typeof Unpackr>[0]);
-
-/** Decodes one msgpack value; throws on truncated or malformed input. */
-export function unpack(bytes: Uint8Array): unknown {
-  return unpackr.unpack(bytes);
+/**
+ * Decodes one msgpack value into the agent's view (see msgpack-view.ts); throws MsgpackError on
+ * truncated, malformed or trailing input, or input over `limits` (by default: no object cap,
+ * nesting up to 512).
+ */
+export function unpack(bytes: Uint8Array, limits: DecodeLimits = NO_OBJECT_LIMIT): unknown {
+  const end = new MsgpackWalker(bytes, limits).skip(0, bytes.length);
+  if (end !== bytes.length) throw new MsgpackError(`${bytes.length - end} bytes after the value`);
+  return new ViewReader(bytes).read(0, end).value;
 }
 
 /** Frames at least this big get a buffer of their own (never node's shared pool), so that they can be transferred. */
@@ -149,6 +158,7 @@ function write(w: Writer, v: Packable, depth: number): void {
     return w.f64(v);
   }
   if (v instanceof Float64) return w.f64(v.value);
+  if (v instanceof Packed) return w.bytes(v.bytes);
   if (v instanceof Uint8Array) {
     w.header(v.length, 0, 0, 0xc4, 0xc5, 0xc6);
     return w.bytes(v);
@@ -188,6 +198,7 @@ function packedBound(v: Packable, depth: number): number {
   if (typeof v === "string") return 5 + Buffer.byteLength(v, "utf8");
   if (typeof v === "number" || typeof v === "bigint" || v instanceof Float64) return 9;
   if (v instanceof Uint8Array) return 5 + v.length;
+  if (v instanceof Packed) return v.bytes.length;
   let n = 5;
   if (Array.isArray(v)) {
     for (const item of v) n += packedBound(item, depth + 1);

@@ -9,12 +9,16 @@ export type AgentFrame = Record<string, unknown> & { "@type": string };
 export interface Received {
   identity: Buffer;
   message: AgentFrame;
+  /** The frame as the agent sent it, when the backend keeps frames (`keepFrames`). */
+  frame: Buffer | null;
   at: number;
 }
 
 export class FakeBackend {
   readonly socket = new Router({ ipv6: true, linger: 0 });
   readonly received: Received[] = [];
+  /** Keep each frame beside its decoded message (for byte-for-byte checks). */
+  keepFrames = false;
   address = "";
   private waiters: Array<() => void> = [];
   private lastIdentity: Buffer | null = null;
@@ -38,7 +42,7 @@ export class FakeBackend {
           message = { "@type": "<undecodable>" };
         }
         this.lastIdentity = identity;
-        this.received.push({ identity, message, at: performance.now() });
+        this.received.push({ identity, message, frame: this.keepFrames ? frame : null, at: performance.now() });
         const w = this.waiters;
         this.waiters = [];
         for (const wake of w) wake();
