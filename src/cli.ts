@@ -130,33 +130,37 @@ export function buildProgram(argv: readonly string[]): Command {
       process.exitCode = await runAgent(config);
     });
 
+  const positive = valueParser((v) => parsePositiveInt(v));
   program
     .command("grade")
     .description("grade submissions of one task on the local Docker engine, with no backend, and print the results")
-    .argument("<task>", "COURSE/TASK, or - for a task-less job")
+    .argument("<task>", "COURSE/TASK (its task.yaml gives the environment and limits), or - for a task-less job")
     .option("--tasks <dir>", "the directory containing the courses", "./tasks")
     .option("--input <file...>", "JSON file with the submission's input (one job per file; {\"$file\": PATH} gives an uploaded file)")
-    .option("--env <name>", "environment (grading image name)", "default")
-    .option("--envtype <type>", "environment type", "docker")
-    .option("--time <s>", "CPU time limit in seconds", valueParser((v) => parsePositiveInt(v)), 30)
-    .option("--hard-time <s>", "wall time limit in seconds (default 3 x --time)", valueParser((v) => parsePositiveInt(v)))
-    .option("--memory <mb>", "memory limit in MB", valueParser((v) => parsePositiveInt(v)), 200)
-    .option("--network", "give the grading container network access", false)
+    .option("--env <name>", "environment (grading image name) instead of the task's (task-less: default)")
+    .option("--envtype <type>", "environment type instead of the task's (task-less: docker)")
+    .option("--time <s>", "CPU time limit in seconds instead of the task's (task-less: 30)", positive)
+    .option("--hard-time <s>", "wall time limit in seconds (with --time: 3 x --time)", positive)
+    .option("--memory <mb>", "memory limit in MB instead of the task's (task-less: 200)", positive)
+    .option("--network", "give the grading container network access")
+    .option("--no-network", "no network access, whatever the task says")
     .option("--debug", "ask the grading container for its stdout and stderr", false)
     .option("--tmpdir <dir>", "directory for job directories", "./agent_data")
-    .option("--concurrency <n>", "jobs run at once", valueParser((v) => parsePositiveInt(v)), defaultConcurrency())
+    .option("--concurrency <n>", "jobs run at once", positive, defaultConcurrency())
     .option("--json", "print JSON even on a terminal", false)
     .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
-    .action(async (task: string, opts: Record<string, unknown>) => {
+    .action(async (task: string, opts: Record<string, unknown>, cmd: Command) => {
+      // Only flags given on the command line override the task's own values.
+      const given = <T>(key: string): T | undefined => (cmd.getOptionValueSource(key) === "cli" ? (opts[key] as T) : undefined);
       process.exitCode = await runGrade(task, {
         tasks: opts["tasks"] as string,
         inputs: (opts["input"] as string[] | undefined) ?? [],
-        env: opts["env"] as string,
-        envtype: opts["envtype"] as string,
-        time: opts["time"] as number,
-        hardTime: (opts["hardTime"] as number | undefined) ?? null,
-        memory: opts["memory"] as number,
-        network: Boolean(opts["network"]),
+        env: given<string>("env"),
+        envtype: given<string>("envtype"),
+        time: given<number>("time"),
+        hardTime: given<number>("hardTime"),
+        memory: given<number>("memory"),
+        network: given<boolean>("network"),
         debug: Boolean(opts["debug"]),
         tmpdir: opts["tmpdir"] as string,
         concurrency: opts["concurrency"] as number,
