@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The command line: the options of INGInious's inginious-agent-docker, plus `grade` to run
- * jobs against the local engine without a backend.
+ * jobs against the local engine without a backend and `test` to replay a course's recorded
+ * submissions.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
@@ -10,6 +11,8 @@ import {
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
 import { runGrade } from "./grade.js";
+import { runTest } from "./course/test-command.js";
+import { createLogger } from "./log.js";
 
 /** Wraps a pure parser for commander, whose parsers are called as (value, previous). */
 function valueParser<T>(parse: (value: string) => T): (value: string) => T {
@@ -168,6 +171,30 @@ export function buildProgram(argv: readonly string[]): Command {
         verbose: Boolean(opts["verbose"]),
       });
       // Idle keep-alive sockets to the engine must not hold the command open.
+      setTimeout(() => process.exit(), 100).unref();
+    });
+
+  program
+    .command("test")
+    .description("replay a course's recorded submissions (each task's test/*.test) on the local Docker engine and compare the results")
+    .argument("<course_dir>", "the course folder (its name is the course id; its tasks are its sub-folders)")
+    .argument("[tasks...]", "only these tasks (default: every task with a test/ folder)")
+    .option("--concurrency <n>", "jobs run at once", positive, Math.max(1, Math.min(4, defaultConcurrency() / 2)))
+    .option("--junit <file>", "also write the results as JUnit XML (one testcase per .test file)")
+    .option("--record", "write the current results into the .test files instead of comparing (review the diff in git)", false)
+    .option("--tmpdir <dir>", "directory for job directories (default: a temporary folder, removed at the end)")
+    .option("--json", "one JSON line per test file, even on a terminal", false)
+    .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
+    .action(async (courseDir: string, tasks: string[], opts: Record<string, unknown>) => {
+      const verbose = Boolean(opts["verbose"]);
+      process.exitCode = await runTest(courseDir, tasks, {
+        concurrency: opts["concurrency"] as number,
+        junit: (opts["junit"] as string | undefined) ?? null,
+        record: Boolean(opts["record"]),
+        tmpdir: (opts["tmpdir"] as string | undefined) ?? null,
+        verbose,
+        json: Boolean(opts["json"]) || !process.stdout.isTTY,
+      }, createLogger({ verbose, quiet: true, destination: 2 }));
       setTimeout(() => process.exit(), 100).unref();
     });
 
