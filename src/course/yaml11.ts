@@ -4,9 +4,29 @@
  * a repeated key keeping its last value). Reading reports the file and the line of a syntax error;
  * writing keeps a file's comments and key order, and uses literal blocks for multi-line text.
  */
-import { Document, isMap, parseDocument, type DocumentOptions, type ParseOptions, type SchemaOptions } from "yaml";
+import { Document, isMap, parseDocument, type DocumentOptions, type ParseOptions, type ScalarTag, type SchemaOptions, type Tags } from "yaml";
 
-const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = { version: "1.1", merge: true, uniqueKeys: false };
+/**
+ * Where the library's YAML 1.1 schema reads more than PyYAML's resolver: it takes `y`/`n` as
+ * booleans and `1e3` as a number; PyYAML reads both as text (its floats need a dot, and a sign
+ * in the exponent).
+ */
+const PYYAML_TESTS: Array<{ tag: string; matches: (t: ScalarTag) => boolean; test: RegExp }> = [
+  { tag: "tag:yaml.org,2002:bool", matches: (t) => t.identify?.(true) === true, test: /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/ },
+  { tag: "tag:yaml.org,2002:bool", matches: (t) => t.identify?.(false) === true, test: /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/ },
+  { tag: "tag:yaml.org,2002:float", matches: (t) => t.format === "EXP", test: /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)[eE][-+][0-9]+$/ },
+];
+
+function pyyamlTags(tags: Tags): Tags {
+  return tags.map((t) => {
+    if (typeof t !== "object" || !("test" in t) || t.test === undefined) return t;
+    const scalar = t as ScalarTag;
+    const rule = PYYAML_TESTS.find((r) => scalar.tag === r.tag && r.matches(scalar));
+    return rule === undefined ? t : { ...scalar, test: rule.test };
+  });
+}
+
+const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = { version: "1.1", merge: true, uniqueKeys: false, customTags: pyyamlTags };
 
 /** A file that is not valid YAML, or whose content does not have the expected shape. */
 export class YamlFileError extends Error {
