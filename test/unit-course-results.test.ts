@@ -70,6 +70,8 @@ describe("comparison, as inginious-autotest", () => {
     const lines = shortDiff({ field: "text", expected: "a\nb\nc", actual: "a\nB\nc" });
     assert.deepEqual(lines, ["text: line 2 differs", '  - "b"', '  + "B"']);
     assert.deepEqual(shortDiff({ field: "grade", expected: 100, actual: 20 }), ["grade: expected 100, got 20"]);
+    assert.deepEqual(shortDiff({ field: "problems.q", expected: ["failed", "2 of 3"], actual: ["failed", "2 of 3\nsee"] }),
+      ["problems.q feedback: line 2 differs", "  - (no line)", '  + "see"']);
   });
 });
 

@@ -40,6 +40,8 @@ export const EXIT_OK = 0;
 export const EXIT_MISMATCH = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_NOT_RUN = 3;
+/** Ctrl-C or SIGTERM, as shells report a SIGINT. */
+export const INTERRUPTED = 130;
 
 /** Cases that could not run make the run inconclusive: that status wins over mismatches. */
 export function exitStatus(counts: Counts): number {

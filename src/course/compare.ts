@@ -91,6 +91,11 @@ export function brief(value: unknown, max = 60): string {
  */
 export function shortDiff(m: Mismatch): string[] {
   const { expected: e, actual: a } = m;
+  if (Array.isArray(e) && Array.isArray(a) && e.length === 2 && a.length === 2) {
+    // a problem's [result, feedback]: the part that differs
+    const parts = [0, 1].filter((i) => !deepEqual(e[i], a[i]));
+    return parts.flatMap((i) => shortDiff({ field: `${m.field} ${i === 0 ? "result" : "feedback"}`, expected: e[i], actual: a[i] }));
+  }
   if (typeof e === "string" && typeof a === "string" && (e.includes("\n") || a.includes("\n"))) {
     const el = e.split("\n");
     const al = a.split("\n");

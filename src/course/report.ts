@@ -4,13 +4,13 @@
  * a skipped file), then a summary. Otherwise (CI logs, pipes): one JSON object per line, one per
  * case as it ends (`"type": "case"`), then one summary (`"type": "summary"`).
  */
-import { countCases, exitStatus, type CaseReport, type Counts } from "./case-report.js";
+import { countCases, INTERRUPTED, type CaseReport, type Counts } from "./case-report.js";
 import { shortDiff } from "./compare.js";
 
 export interface Reporter {
   start(total: number): void;
   onCase(c: CaseReport): void;
-  finish(cases: readonly CaseReport[], seconds: number): void;
+  finish(cases: readonly CaseReport[], seconds: number, exit: number): void;
 }
 
 interface Output {
@@ -34,9 +34,8 @@ export function jsonReporter(out: Output): Reporter {
       const line = { type: "case", file, course: courseId, task: taskId, status, result, grade, seconds, message, mismatches };
       out.write(`${JSON.stringify(line, jsonValue)}\n`);
     },
-    finish(cases, seconds) {
-      const counts = countCases(cases);
-      out.write(`${JSON.stringify({ type: "summary", ...counts, seconds, exit: exitStatus(counts) })}\n`);
+    finish(cases, seconds, exit) {
+      out.write(`${JSON.stringify({ type: "summary", ...countCases(cases), seconds, exit })}\n`);
     },
   };
 }
@@ -86,8 +85,8 @@ export function terminalReporter(out: Output): Reporter {
       if (lines.length > 0) out.write(`\r\x1b[K${lines.join("\n")}\n`);
       redraw();
     },
-    finish(cases, seconds) {
-      out.write(`\r\x1b[K${summaryLine(countCases(cases), seconds)}\n`);
+    finish(cases, seconds, exit) {
+      out.write(`\r\x1b[K${summaryLine(countCases(cases), seconds)}${exit === INTERRUPTED ? ", interrupted" : ""}\n`);
     },
   };
 }

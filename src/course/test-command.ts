@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Logger } from "../log.js";
 import type { AgentJobDone } from "../protocol/messages.js";
-import { countCases, exitStatus, EXIT_USAGE, type CaseReport } from "./case-report.js";
+import { countCases, exitStatus, EXIT_USAGE, INTERRUPTED, type CaseReport } from "./case-report.js";
 import { compareResult } from "./compare.js";
 import { junitXml } from "./junit.js";
 import { recordResult } from "./record.js";
@@ -165,8 +165,8 @@ export async function runTest(courseDir: string, taskIds: string[], o: TestOptio
   const order = new Map([...runnable.map((r) => r.test.file), ...settled.map((c) => c.file)].sort().map((f, i) => [f, i]));
   const cases = [...settled, ...ran.cases].sort((a, b) => order.get(a.file)! - order.get(b.file)!);
   if (o.junit !== null) await fs.writeFile(o.junit, junitXml(courseId, cases));
-  reporter.finish(cases, Math.round(performance.now() - started) / 1000);
+  const exit = ran.interrupted ? INTERRUPTED : exitStatus(countCases(cases));
+  reporter.finish(cases, Math.round(performance.now() - started) / 1000, exit);
   if (cases.length === 0) process.stderr.write(`warning: no test files in ${courseDir} (each task's test/*.test)\n`);
-  if (ran.interrupted) return 130;
-  return exitStatus(countCases(cases));
+  return exit;
 }
