@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The command line: the options of INGInious's inginious-agent-docker, plus `grade` to run
- * jobs against the local engine without a backend.
+ * jobs against the local engine without a backend and `test` to replay a course's recorded
+ * submissions.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
@@ -10,6 +11,8 @@ import {
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
 import { runGrade } from "./grade.js";
+import { runTest } from "./course/test-command.js";
+import { createLogger } from "./log.js";
 
 /** Wraps a pure parser for commander, whose parsers are called as (value, previous). */
 function valueParser<T>(parse: (value: string) => T): (value: string) => T {
@@ -37,6 +40,78 @@ const FS_HELP = `Filesystem providers for the tasks folder:
   local   the tasks are in a local folder (default)
           --fs-location PATH   the folder containing the courses (default ./tasks)
 `;
+
+const positive = valueParser((v) => parsePositiveInt(v));
+
+/** `grade`: jobs for one task (from its task.yaml) or task-less, on the local engine. */
+function addGradeCommand(program: Command): void {
+  program
+    .command("grade")
+    .description("grade submissions of one task on the local Docker engine, with no backend, and print the results")
+    .argument("<task>", "COURSE/TASK (its task.yaml gives the environment and limits), or - for a task-less job")
+    .option("--tasks <dir>", "the directory containing the courses", "./tasks")
+    .option("--input <file...>", "JSON file with the submission's input (one job per file; {\"$file\": PATH} gives an uploaded file)")
+    .option("--env <name>", "environment (grading image name) instead of the task's (task-less: default)")
+    .option("--envtype <type>", "environment type instead of the task's (task-less: docker)")
+    .option("--time <s>", "CPU time limit in seconds instead of the task's (task-less: 30)", positive)
+    .option("--hard-time <s>", "wall time limit in seconds (with --time: 3 x --time)", positive)
+    .option("--memory <mb>", "memory limit in MB instead of the task's (task-less: 200)", positive)
+    .option("--network", "give the grading container network access")
+    .option("--no-network", "no network access, whatever the task says")
+    .option("--debug", "ask the grading container for its stdout and stderr", false)
+    .option("--tmpdir <dir>", "directory for job directories", "./agent_data")
+    .option("--concurrency <n>", "jobs run at once", positive, defaultConcurrency())
+    .option("--json", "print JSON even on a terminal", false)
+    .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
+    .action(async (task: string, opts: Record<string, unknown>, cmd: Command) => {
+      // Only flags given on the command line override the task's own values.
+      const given = <T>(key: string): T | undefined => (cmd.getOptionValueSource(key) === "cli" ? (opts[key] as T) : undefined);
+      process.exitCode = await runGrade(task, {
+        tasks: opts["tasks"] as string,
+        inputs: (opts["input"] as string[] | undefined) ?? [],
+        env: given<string>("env"),
+        envtype: given<string>("envtype"),
+        time: given<number>("time"),
+        hardTime: given<number>("hardTime"),
+        memory: given<number>("memory"),
+        network: given<boolean>("network"),
+        debug: Boolean(opts["debug"]),
+        tmpdir: opts["tmpdir"] as string,
+        concurrency: opts["concurrency"] as number,
+        json: Boolean(opts["json"]) || !process.stdout.isTTY,
+        verbose: Boolean(opts["verbose"]),
+      });
+      // Idle keep-alive sockets to the engine must not hold the command open.
+      setTimeout(() => process.exit(), 100).unref();
+    });
+}
+
+/** `test`: a course's recorded submissions replayed and compared. */
+function addTestCommand(program: Command): void {
+  program
+    .command("test")
+    .description("replay a course's recorded submissions (each task's test/*.test) on the local Docker engine and compare the results")
+    .argument("<course_dir>", "the course folder (its name is the course id; its tasks are its sub-folders)")
+    .argument("[tasks...]", "only these tasks (default: every task with a test/ folder)")
+    .option("--concurrency <n>", "jobs run at once", positive, Math.max(1, Math.min(4, defaultConcurrency() / 2)))
+    .option("--junit <file>", "also write the results as JUnit XML (one testcase per .test file)")
+    .option("--record", "write the current results into the .test files instead of comparing (review the diff in git)", false)
+    .option("--tmpdir <dir>", "directory for job directories (default: a temporary folder, removed at the end)")
+    .option("--json", "one JSON line per test file, even on a terminal", false)
+    .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
+    .action(async (courseDir: string, tasks: string[], opts: Record<string, unknown>) => {
+      const verbose = Boolean(opts["verbose"]);
+      process.exitCode = await runTest(courseDir, tasks, {
+        concurrency: opts["concurrency"] as number,
+        junit: (opts["junit"] as string | undefined) ?? null,
+        record: Boolean(opts["record"]),
+        tmpdir: (opts["tmpdir"] as string | undefined) ?? null,
+        verbose,
+        json: Boolean(opts["json"]) || !process.stdout.isTTY,
+      }, createLogger({ verbose, quiet: true, destination: 2 }));
+      setTimeout(() => process.exit(), 100).unref();
+    });
+}
 
 export function buildProgram(argv: readonly string[]): Command {
   const program = new Command("inginious-agent-docker");
@@ -132,43 +207,8 @@ export function buildProgram(argv: readonly string[]): Command {
       process.exitCode = await runAgent(config);
     });
 
-  program
-    .command("grade")
-    .description("grade submissions of one task on the local Docker engine, with no backend, and print the results")
-    .argument("<task>", "COURSE/TASK, or - for a task-less job")
-    .option("--tasks <dir>", "the directory containing the courses", "./tasks")
-    .option("--input <file...>", "JSON file with the submission's input (one job per file; {\"$file\": PATH} gives an uploaded file)")
-    .option("--env <name>", "environment (grading image name)", "default")
-    .option("--envtype <type>", "environment type", "docker")
-    .option("--time <s>", "CPU time limit in seconds", valueParser((v) => parsePositiveInt(v)), 30)
-    .option("--hard-time <s>", "wall time limit in seconds (default 3 x --time)", valueParser((v) => parsePositiveInt(v)))
-    .option("--memory <mb>", "memory limit in MB", valueParser((v) => parsePositiveInt(v)), 200)
-    .option("--network", "give the grading container network access", false)
-    .option("--debug", "ask the grading container for its stdout and stderr", false)
-    .option("--tmpdir <dir>", "directory for job directories", "./agent_data")
-    .option("--concurrency <n>", "jobs run at once", valueParser((v) => parsePositiveInt(v)), defaultConcurrency())
-    .option("--json", "print JSON even on a terminal", false)
-    .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
-    .action(async (task: string, opts: Record<string, unknown>) => {
-      process.exitCode = await runGrade(task, {
-        tasks: opts["tasks"] as string,
-        inputs: (opts["input"] as string[] | undefined) ?? [],
-        env: opts["env"] as string,
-        envtype: opts["envtype"] as string,
-        time: opts["time"] as number,
-        hardTime: (opts["hardTime"] as number | undefined) ?? null,
-        memory: opts["memory"] as number,
-        network: Boolean(opts["network"]),
-        debug: Boolean(opts["debug"]),
-        tmpdir: opts["tmpdir"] as string,
-        concurrency: opts["concurrency"] as number,
-        json: Boolean(opts["json"]) || !process.stdout.isTTY,
-        verbose: Boolean(opts["verbose"]),
-      });
-      // Idle keep-alive sockets to the engine must not hold the command open.
-      setTimeout(() => process.exit(), 100).unref();
-    });
-
+  addGradeCommand(program);
+  addTestCommand(program);
   program.exitOverride();
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

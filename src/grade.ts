@@ -1,24 +1,20 @@
 /**
  * `inginious-agent-docker grade`: runs jobs through the agent's own dispatch and workers
- * against the local engine, without a backend, and prints their results.
+ * against the local engine, without a backend, and prints their results. A job for COURSE/TASK
+ * is the one the frontend would send from the task's `task.yaml`; flags given override it.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { AgentStartError, GradingAgent } from "./agent.js";
-import { parsePortRange, DEFAULT_DEBUG_PORTS, DEFAULT_PIDS_LIMIT, type AgentConfig } from "./config.js";
+import { startLocalAgent, type LocalAgent } from "./course/run-jobs.js";
+import { jobFromTask, tasklessJob, type JobOverrides } from "./course/task-job.js";
+import { NotAContainerTaskError, readTask } from "./course/task-yaml.js";
 import { isValidId } from "./jobs/ids.js";
 import { createLogger } from "./log.js";
-import { decodeJobDone, roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
+import { roundGrade, type AgentJobDone, type BackendNewJob } from "./protocol/messages.js";
 
-export interface GradeOptions {
+export interface GradeOptions extends JobOverrides {
   tasks: string;
   inputs: string[];
-  env: string;
-  envtype: string;
-  time: number;
-  hardTime: number | null;
-  memory: number;
-  network: boolean;
   debug: boolean;
   tmpdir: string;
   concurrency: number;
@@ -67,108 +63,55 @@ function summary(done: AgentJobDone, source: string): string {
   return lines.join("\n");
 }
 
+/** The jobs for the inputs: from the task's task.yaml (flags given override it), or task-less. */
+async function buildJobs(taskRef: string, inputs: Record<string, unknown>[], o: GradeOptions): Promise<BackendNewJob[]> {
+  const jobId = (i: number): string => `grade-${process.pid}-${i}`;
+  if (taskRef === "-") return inputs.map((input, i) => tasklessJob(jobId(i), input, o, o.debug));
+  const [courseId, taskId] = taskRef.split("/") as [string, string];
+  const task = await readTask(o.tasks, courseId, taskId);
+  return inputs.map((input, i) => jobFromTask(task, { jobId: jobId(i), courseId, taskId }, input, o, o.debug));
+}
+
 export async function runGrade(taskRef: string, o: GradeOptions): Promise<number> {
   const log = createLogger({ verbose: o.verbose, quiet: true, destination: 2 });
-  let courseId: string | null = null;
-  let taskId: string | null = null;
+  const fail = (message: string, code = 1): number => {
+    process.stderr.write(`error: ${message}\n`);
+    return code;
+  };
   if (taskRef !== "-") {
     const m = /^([^/]+)\/([^/]+)$/.exec(taskRef);
-    if (!m) {
-      process.stderr.write(`error: expected COURSE/TASK (or - for a task-less job), got ${JSON.stringify(taskRef)}\n`);
-      return 2;
-    }
-    [courseId, taskId] = [m[1]!, m[2]!];
-    if (!isValidId(courseId) || !isValidId(taskId)) {
-      process.stderr.write(
-        `error: ${JSON.stringify(taskRef)} is not a valid COURSE/TASK: ids are letters, digits, '-', '.' and '_' (not . or .. alone)\n`,
+    if (!m) return fail(`expected COURSE/TASK (or - for a task-less job), got ${JSON.stringify(taskRef)}`, 2);
+    if (!isValidId(m[1]!) || !isValidId(m[2]!)) {
+      return fail(
+        `${JSON.stringify(taskRef)} is not a valid COURSE/TASK: ids are letters, digits, '-', '.' and '_' (not . or .. alone)`, 2,
       );
-      return 2;
     }
-    const dir = path.join(o.tasks, courseId, taskId);
-    if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) {
-      process.stderr.write(`error: no task folder ${dir} (is --tasks right?)\n`);
-      return 1;
-    }
+    const dir = path.join(o.tasks, m[1]!, m[2]!);
+    if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) return fail(`no task folder ${dir} (is --tasks right?)`);
   }
   const sources = o.inputs.length > 0 ? o.inputs : ["(empty input)"];
-  let inputs: Record<string, unknown>[];
+  let jobs: BackendNewJob[];
   try {
-    inputs = o.inputs.length > 0 ? await Promise.all(o.inputs.map(readInput)) : [{}];
+    const inputs = o.inputs.length > 0 ? await Promise.all(o.inputs.map(readInput)) : [{}];
+    jobs = await buildJobs(taskRef, inputs, o);
   } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n`);
-    return 1;
+    return fail(err instanceof NotAContainerTaskError ? `cannot grade this task: ${err.message}` : (err as Error).message);
   }
-  const config: AgentConfig = {
-    backend: "local",
-    friendlyName: "grade",
-    debugHost: null,
-    debugPorts: parsePortRange(DEFAULT_DEBUG_PORTS),
-    tmpdir: o.tmpdir,
-    tasks: o.tasks,
-    concurrency: o.concurrency,
-    verbose: o.verbose,
-    debugmode: false,
-    autorestart: false,
-    ssh: false,
-    runtimes: null,
-    poolThreads: Math.min(o.concurrency, inputs.length),
-    pidsLimit: DEFAULT_PIDS_LIMIT,
-    // one-off jobs: a warm container would only be made after they need it
-    warm: 0,
-    logDestination: 2,
-  };
-  let agent: GradingAgent;
+  const ssh = jobs.some((j) => j.environment_type.endsWith("-ssh"));
+  let agent: LocalAgent;
   try {
-    agent = await GradingAgent.start(config, log);
+    agent = await startLocalAgent({ tasks: o.tasks, tmpdir: o.tmpdir, concurrency: o.concurrency, verbose: o.verbose, ssh }, log);
   } catch (err) {
-    process.stderr.write(`error: ${err instanceof AgentStartError ? err.message : (err as Error).message}\n`);
-    return 1;
+    return fail((err as Error).message);
   }
-  const env = agent.hello().available_environments[o.envtype]?.[o.env];
-  if (env === undefined) {
-    process.stderr.write(
-      `error: no grading image for environment ${o.envtype}/${o.env} (build one: images/build.sh --sample-only)\n`,
-    );
-    await agent.shutdown();
-    return 1;
+  const { environment_type: envtype, environment: env } = jobs[0]!;
+  if (agent.environments[envtype]?.[env] === undefined) {
+    await agent.close();
+    return fail(`no grading image for environment ${envtype}/${env} (build one: images/build.sh --sample-only)`);
   }
-  const results = new Map<string, AgentJobDone>();
-  const allDone = new Promise<void>((resolve) => {
-    agent.outbox.attach((m) => {
-      if (m.type === "EncodedJobDone") results.set(m.job_id, decodeJobDone(m.frame));
-      else if (m.type === "AgentJobDone") results.set(m.job_id, m);
-      else return;
-      if (results.size === inputs.length) resolve();
-    });
-  });
-  const onSignal = (): void => void agent.shutdown("Interrupted.");
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  inputs.forEach((inputdata, i) => {
-    const job: BackendNewJob = {
-      type: "BackendNewJob",
-      job_id: `grade-${process.pid}-${i}`,
-      course_id: courseId,
-      task_id: taskId,
-      task_problems: {},
-      inputdata,
-      environment_type: o.envtype,
-      environment: o.env,
-      environment_parameters: {
-        limits: { time: o.time, hard_time: o.hardTime ?? o.time * 3, memory: o.memory },
-        network_grading: o.network,
-        run_cmd: null,
-      },
-      debug: o.debug,
-    };
-    agent.onNewJob(job);
-  });
-  await allDone;
-  await agent.shutdown();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  inputs.forEach((_, i) => {
-    const done = results.get(`grade-${process.pid}-${i}`)!;
+  const results = await Promise.all(jobs.map((job) => agent.run(job)));
+  await agent.close();
+  results.forEach((done, i) => {
     const source = sources[i]!;
     process.stdout.write(o.json ? `${JSON.stringify(printable(done, source))}\n` : `${summary(done, source)}\n`);
   });
