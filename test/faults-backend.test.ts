@@ -5,6 +5,9 @@ import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { pack } from "../src/protocol/msgpack.js";
 import { newJob } from "./helpers/backend.js";
+import { LABEL_AGENT, LABEL_JOB, LABEL_ROLE, agentId } from "../src/docker/labels.js";
+import { docker, eventually } from "./helpers/docker.js";
+import { recordEvents } from "./helpers/engine-events.js";
 import { httpGet, sample } from "./helpers/ops.js";
 import { startSession, type Session } from "./helpers/session.js";
 
@@ -84,20 +87,49 @@ test("10,000 pings a second for 2 s: each ping read is answered once, promptly, 
   assert.ok(rssAfter - rssBefore < 100, `RSS grew by ${Math.round(rssAfter - rssBefore)} MB`);
 });
 
-test("a kill storm: 200 jobs, each killed at a random moment, get exactly 200 AgentJobDone", async () => {
+test("a kill storm: 200 jobs, each killed at a random moment, get exactly 200 AgentJobDone; killed ones never run to their end", async (t) => {
+  // Every tenth grader waits 12 s before its result: its kill (within 8 s of the job) always comes
+  // first, so it must end `killed`. The others end at once, and end `success` or `killed` (a kill
+  // that comes as one ends may still find it running, so their exit is not checked).
   const ids = Array.from({ length: 200 }, (_, i) => `storm-${i}`);
-  const kills: Promise<void>[] = [];
-  for (const id of ids) {
-    await s.backend.send(newJob(id, { task_id: "echo", inputdata: { n: "1" } }));
-    const delay = Math.random() * 8000;
-    kills.push(new Promise<void>((r) => setTimeout(r, delay)).then(() =>
-      s.backend.send({ type: "BackendKillJob", job_id: id, state: "" })));
+  const slow = new Set(ids.filter((_, i) => i % 10 === 0));
+  const agentLabel = `${LABEL_AGENT}=${agentId(s.tmpdir)}`;
+  const deaths = await recordEvents([agentLabel, `${LABEL_ROLE}=grading`], ["die"]);
+  try {
+    const kills: Promise<void>[] = [];
+    for (const [i, id] of ids.entries()) {
+      await s.backend.send(newJob(id, { task_id: "storm", inputdata: { n: String(i), sleep: slow.has(id) ? "12" : "0" } }));
+      const delay = Math.random() * 8000;
+      kills.push(new Promise<void>((r) => setTimeout(r, delay)).then(() =>
+        s.backend.send({ type: "BackendKillJob", job_id: id, state: "" })));
+    }
+    await Promise.all(kills);
+    const resultOf = (id: string): string =>
+      (s.backend.received.find((r) => r.message["@type"] === "AgentJobDone" && r.message["job_id"] === id)!.message["result"] as string[])[0]!;
+    const ranToEnd = (id: string): boolean => deaths.ofJob(id).some((e) => e.attributes["exitCode"] === "0");
+    // the slow ones first, in order: were kills ignored, the first would end on its own after 12 s
+    for (const id of slow) {
+      await s.backend.done(id, 60_000);
+      assert.ok(!ranToEnd(id), `${id}'s grader ran to its end: its kill was not applied`);
+      assert.equal(resultOf(id), "killed", `${id} was killed before its grader could end`);
+    }
+    await Promise.all(ids.map((id) => s.backend.done(id, 120_000)));
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const id of ids) assert.equal(s.backend.count("AgentJobDone", id), 1, `one AgentJobDone for ${id}`);
+    const results = new Set(ids.map(resultOf));
+    assert.ok([...results].every((r) => r === "killed" || r === "success"), [...results].join(","));
+    const killed = ids.filter((id) => resultOf(id) === "killed");
+    t.diagnostic(`${killed.length} killed, ${ids.length - killed.length} success, ${deaths.events.length} grading containers died`);
+    // None of their containers is left, and no slow grader ran to its end (exit 0).
+    await eventually(async () => {
+      const left = await docker.listContainers({ all: true, filters: { label: [agentLabel] } });
+      assert.deepEqual(left.filter((c) => killed.includes(c.Labels[LABEL_JOB] ?? "")).map((c) => c.Labels[LABEL_JOB]), []);
+    });
+    assert.deepEqual([...slow].filter(ranToEnd), [], "killed jobs whose grader ran to its end");
+    // what running to its end looks like: each job that succeeded has its grader's exit 0
+    for (const id of ids.filter((i) => resultOf(i) === "success")) assert.ok(ranToEnd(id), `the exit of ${id}'s grader was seen`);
+    assert.ok((await pongWithin(2000)) < 500);
+  } finally {
+    deaths.stop();
   }
-  await Promise.all(kills);
-  await Promise.all(ids.map((id) => s.backend.done(id, 120_000)));
-  await new Promise((r) => setTimeout(r, 1000));
-  for (const id of ids) assert.equal(s.backend.count("AgentJobDone", id), 1, `one AgentJobDone for ${id}`);
-  const results = new Set(ids.map((id) => (s.backend.received.find((r) => r.message["@type"] === "AgentJobDone" && r.message["job_id"] === id)!.message["result"] as string[])[0]));
-  assert.ok([...results].every((r) => r === "killed" || r === "success"), [...results].join(","));
-  assert.ok((await pongWithin(2000)) < 500);
 });

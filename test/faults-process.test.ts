@@ -1,10 +1,13 @@
 /** The agent process under faults: SIGTERM with jobs running, SIGKILL then restart, the backend gone and back. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { AgentProcess, TASKS, tempDir } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
-import { dirListing, docker, engineContainers, eventually, requireDocker } from "./helpers/docker.js";
-import { LABEL_AGENT, agentId } from "../src/docker/labels.js";
+import { SAMPLE_IMAGE, dirListing, docker, engineContainers, eventually, requireDocker } from "./helpers/docker.js";
+import { recordEvents } from "./helpers/engine-events.js";
+import { LABEL_AGENT, LABEL_JOB, LABEL_ROLE, agentId } from "../src/docker/labels.js";
 
 async function agentContainers(tmpdir: string): Promise<string[]> {
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${agentId(tmpdir)}`] } });
@@ -151,5 +154,99 @@ test("the backend gone for 15 s, then back on the same address: a new hello, and
     await agent.stop();
     back?.close();
     tmp.remove();
+  }
+});
+
+test("two agents on one engine: one's start-up cleanup, reconciliation and shutdown, and a third's restart after SIGKILL, never touch the other's containers or folders", { timeout: 240_000 }, async () => {
+  await requireDocker();
+  // A's --tmpdir holds B's and C's, under names that look like job folders: where A's start-up cleanup looks.
+  const root = tempDir("two-agents");
+  const dirs = { a: root.path, b: path.join(root.path, "job-b"), c: path.join(root.path, "job-c") };
+  mkdirSync(dirs.b);
+  mkdirSync(dirs.c);
+  const before = await engineContainers(Object.values(dirs));
+  const backends = { a: await new FakeBackend().start(), b: await new FakeBackend().start(), c: await new FakeBackend().start() };
+  const stopPings = Object.values(backends).map((b) => b.pingEvery(1000));
+  const args = (who: "a" | "b" | "c"): string[] =>
+    [backends[who].address, "--tmpdir", dirs[who], "--tasks", TASKS, "--concurrency", "4", "--warm", "0"];
+  const agents: AgentProcess[] = [];
+  const started = async (who: "a" | "b" | "c"): Promise<AgentProcess> => {
+    const hellos = backends[who].count("AgentHello");
+    const agent = new AgentProcess(args(who));
+    agents.push(agent);
+    await backends[who].waitFor(() => backends[who].count("AgentHello") > hellos, 30_000);
+    return agent;
+  };
+  const bLabel = `${LABEL_AGENT}=${agentId(dirs.b)}`;
+  const touched = await recordEvents([bLabel], ["kill", "die", "stop", "destroy"]);
+  let planted: string | null = null;
+  try {
+    // C: SIGKILLed with two jobs running, so that its restart has containers and folders to remove.
+    const c1 = await started("c");
+    for (const id of ["c-0", "c-1"]) await backends.c.send(newJob(id, { task_id: "sleep" }));
+    await eventually(async () => assert.equal((await agentContainers(dirs.c)).length, 2), 30_000);
+    c1.signal("SIGKILL");
+    await c1.exited;
+
+    // B: four jobs that hold their containers until released.
+    await started("b");
+    const bJobs = ["b-0", "b-1", "b-2", "b-3"];
+    for (const [n, id] of bJobs.entries()) {
+      await backends.b.send(newJob(id, { task_id: "hold", inputdata: { n: String(n) }, limits: { time: 60, hard_time: 600 } }));
+    }
+    const bRunning = async (): Promise<string[]> =>
+      (await docker.listContainers({ filters: { label: [bLabel], status: ["running"] } })).map((c) => c.Id).sort();
+    await eventually(async () => assert.equal((await bRunning()).length, 4), 60_000);
+    const bContainers = await bRunning();
+    const bFolders = await dirListing(dirs.b);
+    assert.equal(bFolders.length, 4);
+
+    // A starts (its cleanup runs), and gets an orphan of its own for its reconciliation to find.
+    const a = await started("a");
+    planted = (await docker.createContainer({
+      Image: SAMPLE_IMAGE, Cmd: ["true"], Labels: { [LABEL_AGENT]: agentId(dirs.a), [LABEL_ROLE]: "grading", [LABEL_JOB]: "planted" },
+    })).id;
+    // C restarts on its folder: it removes what its killed run left, and only that.
+    const c2 = await started("c");
+    assert.ok(c2.logs.some((l) => /removed containers left by an earlier run/.test(l.msg) && l["count"] === 2), "C removed its 2 containers");
+    assert.ok(c2.logs.some((l) => /removed job directories left by an earlier run/.test(l.msg) && l["count"] === 2), "C removed its 2 folders");
+    assert.deepEqual(await agentContainers(dirs.c), []);
+    await backends.a.send(newJob("a-0", { task_id: "echo", inputdata: { n: "7" } }));
+    assert.deepEqual((await backends.a.done("a-0"))["result"], ["success", "n=7"]);
+    // A's periodic reconciliation removes its orphan once older than its grace (60 s): B's containers are older still.
+    await a.waitLog((l) => l.msg === "removing a container no running job owns" && l["container"] === planted, 120_000);
+    // A shuts down with a job running; C stops.
+    await backends.a.send(newJob("a-1", { task_id: "sleep" }));
+    await eventually(async () => assert.equal((await agentContainers(dirs.a)).length, 1), 30_000);
+    a.signal("SIGTERM");
+    assert.equal(await a.exited, 0);
+    assert.equal(((await backends.a.done("a-1", 2000))["result"] as string[])[0], "crash");
+    assert.equal(await c2.stop(), 0);
+
+    // B's containers and folders are as they were, and the engine never stopped or removed one of them.
+    assert.deepEqual(await bRunning(), bContainers);
+    assert.deepEqual(await dirListing(dirs.b), bFolders);
+    assert.deepEqual(touched.events.map((e) => `${e.action} ${e.attributes[LABEL_JOB]}`), []);
+    assert.deepEqual((await dirListing(dirs.a)).filter((d) => d.startsWith("job-")), ["job-b", "job-c"]);
+
+    // B's jobs, released, end with their own results.
+    for (const folder of bFolders) writeFileSync(path.join(dirs.b, folder, "task", "release"), "");
+    for (const [n, id] of bJobs.entries()) {
+      const done = await backends.b.done(id, 60_000);
+      assert.deepEqual(done["result"], ["success", `n=${n}`]);
+      assert.equal(done["grade"], n);
+    }
+    await eventually(() => assert.equal(touched.events.filter((e) => e.action === "die").length, 4));
+    assert.deepEqual(touched.events.filter((e) => e.action === "kill" || (e.action === "die" && e.attributes["exitCode"] !== "0")), []);
+  } finally {
+    touched.stop();
+    stopPings.forEach((stop) => stop());
+    for (const agent of agents) await agent.stop();
+    Object.values(backends).forEach((b) => b.close());
+    if (planted !== null) await docker.getContainer(planted).remove({ force: true }).catch(() => {});
+    await eventually(async () => assert.deepEqual(await engineContainers(Object.values(dirs)), before));
+    assert.deepEqual(await dirListing(dirs.b), []);
+    assert.deepEqual(await dirListing(dirs.c), []);
+    root.remove();
   }
 });

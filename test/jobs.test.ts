@@ -55,10 +55,13 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
       assert.equal(d["archive"], null);
     });
 
-    test("CPU time over the limit is a timeout", async () => {
-      const d = await run("cpu-1", { task_id: "cpu", inputdata: { "@state": "keep-me" }, limits: { time: 2, hard_time: 30 } });
+    test("CPU time over the limit is a timeout", { timeout: 120_000 }, async () => {
+      // The wall limit is an hour: only the CPU-time limit can end this job within the test.
+      const d = await run("cpu-1", { task_id: "cpu", inputdata: { "@state": "keep-me" }, limits: { time: 2, hard_time: 3600 } }, 90_000);
       assert.equal(result(d), "timeout");
       assert.equal(d["state"], "keep-me");
+      const why = await s.agent.waitLog((l) => l["job"] === "cpu-1" && /^killing container: /.test(l.msg), 5000);
+      assert.match(why.msg, /^killing container: CPU time [\d.]+ s over its limit of 2 s$/);
     });
 
     test("wall time over the limit is a timeout", async () => {
