@@ -6,6 +6,7 @@
  * the container exits, the rest of its output gets a short while to arrive.
  */
 import type { Logger } from "../src/log.js";
+import { within } from "../src/limits/timers.js";
 import { ContainerStreamDecoder, ContainerStreamError, type ContainerMessage } from "../src/protocol/container-stream.js";
 import { failJob, type JobContext } from "./job-context.js";
 import { onRunStudent } from "./students.js";
@@ -66,17 +67,6 @@ export function readOutput(ctx: JobContext, stream: NodeJS.ReadWriteStream, log:
     },
     drain,
   };
-}
-
-/** Bounded wait: resolves with the promise's value, or `fallback` after `ms`. */
-function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(fallback), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      () => (clearTimeout(t), resolve(fallback)),
-    );
-  });
 }
 
 function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
