@@ -601,7 +601,7 @@ export class GradingAgent {
     if (!this.running.has(job.id)) this.ports.release(job.ports);
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
-    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings }, "job done");
+    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, stderrTail: done.type === "AgentJobDone" ? done.stderrTail : undefined }, "job done");
     this.send(done);
     this.observed.emit("jobClosed", {
       jobId: job.id,

@@ -22,7 +22,7 @@ export interface NotStarted {
 }
 
 /** The attach of a grading container: stdin for the agent's messages, stdout for the grader's, stderr for its tail. */
-export const ATTACH_OPTIONS = { stream: true, stdin: true, stdout: true, stderr: false, hijack: true } as const;
+export const ATTACH_OPTIONS = { stream: true, stdin: true, stdout: true, stderr: true, hijack: true } as const;
 
 export const KILLED_BEFORE_START: NotStarted = { text: "The job was killed before its container started." };
 

@@ -47,7 +47,10 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const oomKilled = mayBeOomKilled(t.cgroupVersion, exitCode) ? await inspectOomKilled(container, memoryEvents.last()) : false;
   const timeout = watch.exceeded !== null;
   log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
-  return decide(ctx, { timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError }, log);
+  const outcome = await decide(ctx, { timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError }, log);
+  // Without a result, what the container said on stderr is what an operator has to go on.
+  const noResult = outcome.kind === "crash" || outcome.kind === "no-result";
+  return noResult && output.stderrTail !== "" ? { ...outcome, stderrTail: output.stderrTail } : outcome;
 }
 
 /** The job's grading container: a warm one adopted, else one created for it; with the CPU time it used before the job. */
