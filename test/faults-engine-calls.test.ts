@@ -1,7 +1,8 @@
 /**
  * Engine calls that never answer, through a proxy in front of the real engine: the job ends as
  * `crash` naming the call, the agent stays prompt, and the job's containers are removed once the
- * engine answers again (its worker keeps trying; the task does not end before).
+ * engine answers again (its worker keeps trying; the task does not end before). And limits of
+ * any size: a wall limit beyond Node's longest timer does not end the job at once.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -50,6 +51,12 @@ async function prompt(): Promise<void> {
   await backend.send({ type: "Ping" });
   await backend.waitType("Pong", 5000, from);
 }
+
+test("a wall limit of 30 days (over Node's longest timer): the job runs to its result", async () => {
+  await backend.send(newJob("month-long", { limits: { time: 30 * 86400, hard_time: 30 * 86400 } }));
+  const done = await backend.done("month-long", 60_000);
+  assert.equal((done["result"] as string[])[0], "success", JSON.stringify(done["result"]));
+});
 
 test("a start the engine never answers: crash naming it; the container is removed once the engine answers removals again", async () => {
   let stuck = false;

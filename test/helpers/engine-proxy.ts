@@ -98,17 +98,32 @@ export class EngineProxy {
       this.held.add(socket);
       return;
     }
-    const up = net.connect(this.upstream, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      up.write(`${lines.join("\r\n")}\r\n\r\n`);
-      if (head.length > 0) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    up.on("error", () => socket.destroy());
-    socket.on("error", () => up.destroy());
-    up.on("close", () => socket.destroy());
-    socket.on("close", () => up.destroy());
+    // The engine takes the connection over right after the request's headers, and reads what it
+    // already buffered as nothing: headers and body must reach it in one write, or the body
+    // becomes the container's stdin.
+    const length = Number(req.headers["content-length"] ?? 0);
+    let body = head;
+    const forward = (): void => {
+      socket.off("data", collect);
+      socket.pause();
+      const up = net.connect(this.upstream, () => {
+        const lines = [`${req.method} ${req.url} HTTP/1.1`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        up.write(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`), body]));
+        up.pipe(socket);
+        socket.pipe(up);
+        socket.resume();
+      });
+      up.on("error", () => socket.destroy());
+      socket.on("error", () => up.destroy());
+      up.on("close", () => socket.destroy());
+      socket.on("close", () => up.destroy());
+    };
+    const collect = (chunk: Buffer): void => {
+      body = Buffer.concat([body, chunk]);
+      if (body.length >= length) forward();
+    };
+    if (body.length >= length) forward();
+    else socket.on("data", collect);
   }
 }
