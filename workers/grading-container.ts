@@ -1,15 +1,17 @@
 /**
  * The cold path of a job: a fresh job directory, then the grading container created, recorded
  * with the main thread, attached and started. Returns the container and its attach stream, or the
- * text of the crash that ends the job; each step's time goes into the job's phase timings.
+ * text of the crash that ends the job; each step's time goes into the job's phase timings. Each
+ * engine call has its deadline: a call the engine does not answer ends the job as a crash that
+ * names it.
  */
 import type Docker from "dockerode";
 import { prepareFailureText, prepareJobDirectory } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
-import { phase, type JobContext } from "./job-context.js";
+import { engineCall, phase, type JobContext } from "./job-context.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
-/** A running grading container and its attach stream (stdin and stdout). */
+/** A running grading container and its attach stream (stdin, stdout and stderr). */
 export interface Started {
   container: Docker.Container;
   stream: NodeJS.ReadWriteStream;
@@ -19,6 +21,9 @@ export interface Started {
 export interface NotStarted {
   text: string;
 }
+
+/** The attach of a grading container: stdin for the agent's messages, stdout for the grader's, stderr for its tail. */
+export const ATTACH_OPTIONS = { stream: true, stdin: true, stdout: true, stderr: true, hijack: true } as const;
 
 export const KILLED_BEFORE_START: NotStarted = { text: "The job was killed before its container started." };
 
@@ -34,7 +39,8 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
   let container: Docker.Container;
   try {
     ctx.log.debug("creating grading container");
-    container = await ctx.docker.createContainer(gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network));
+    const spec = gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network);
+    container = await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
     ctx.log.warn({ err: (err as Error).message }, "failed to create grading container");
     return { text: `The agent could not create the grading container: ${(err as Error).message}` };
@@ -45,11 +51,11 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
   log.debug("created grading container");
   if (!(await ctx.api.containerCreated(t.jobId, container.id, "grading"))) return KILLED_BEFORE_START;
   try {
-    const stream = (await container.attach({
-      stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
-    })) as NodeJS.ReadWriteStream;
+    const stream = (await engineCall(ctx, "attach", (abortSignal) => container.attach({
+      ...ATTACH_OPTIONS, abortSignal,
+    }))) as NodeJS.ReadWriteStream;
     ctx.stdin = stream;
-    await container.start();
+    await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, t, log); // before the `start` message: the image checks it
     phase(ctx, "start");
     log.debug("started grading container");

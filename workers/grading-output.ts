@@ -3,9 +3,11 @@
  * checked as they come (src/protocol/container-stream.ts). `result` is kept for the end of the job,
  * `run_student` starts a student container, `ssh_debug` and `ssh_student` forward SSH access to
  * the main thread (which sends it once per job); a fatal error of the job stops the reading. After
- * the container exits, the rest of its output gets a short while to arrive.
+ * the container exits, the rest of its output gets a short while to arrive. Of its stderr, only
+ * the last 4 KB are kept, for the log of a job that ends without a result.
  */
 import type { Logger } from "../src/log.js";
+import { within } from "../src/limits/timers.js";
 import { ContainerStreamDecoder, ContainerStreamError, type ContainerMessage } from "../src/protocol/container-stream.js";
 import { failJob, type JobContext } from "./job-context.js";
 import { onRunStudent } from "./students.js";
@@ -21,6 +23,8 @@ export interface Output {
   readonly rawResult: unknown;
   /** Why the output could not be read (a malformed or oversized message, a broken stream), or null. */
   readonly streamError: string | null;
+  /** The last 4 KB of the container's stderr (see STDERR_TAIL_BYTES). */
+  readonly stderrTail: string;
   /** Once the container exited: reads what is still coming, then closes the stream. */
   drain(): Promise<void>;
 }
@@ -64,19 +68,11 @@ export function readOutput(ctx: JobContext, stream: NodeJS.ReadWriteStream, log:
     get streamError() {
       return streamError;
     },
+    get stderrTail() {
+      return decoder.stderrTail;
+    },
     drain,
   };
-}
-
-/** Bounded wait: resolves with the promise's value, or `fallback` after `ms`. */
-function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(fallback), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      () => (clearTimeout(t), resolve(fallback)),
-    );
-  });
 }
 
 function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {

@@ -3,11 +3,12 @@
  * and started, or a warm one adopted), watch its limits, write `start`, read its output until it
  * exits, end its student containers, then decide the outcome (src/jobs/outcome.ts owns the
  * precedence) and collect the result: checked and encoded here, so that the main thread only
- * forwards the bytes of results that can weigh tens of megabytes.
+ * forwards the bytes of results that can weigh tens of megabytes. Waiting for the exit has a
+ * deadline of its own: the wall limit plus a margin (src/docker/deadline.ts).
  */
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
-import { killQuietly } from "../src/docker/engine.js";
+import { waitDeadlineMs } from "../src/docker/deadline.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
@@ -17,7 +18,7 @@ import { encodeContainerMessage } from "../src/protocol/container-stream.js";
 import { Packed, type Packable } from "../src/protocol/msgpack.js";
 import { createAndStart, type NotStarted, type Started } from "./grading-container.js";
 import { readOutput, type Output } from "./grading-output.js";
-import { killStudents, phase, type JobContext } from "./job-context.js";
+import { engineCall, killContainer, killStudents, phase, type JobContext } from "./job-context.js";
 import { inspectOomKilled, statsDelay, watchDiskLimit } from "./job-limits.js";
 import { adoptWarm } from "./warm.js";
 
@@ -32,7 +33,7 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   }, log);
   const memoryEvents = followMemoryEvents(container.id, t.cgroupVersion);
   if (t.diskMb !== null) await watchDiskLimit(ctx, container, t.diskMb, log);
-  const exit = waitForExit(container);
+  const exit = waitForExit(ctx, container);
   writeStart(t, stream);
   const output = readOutput(ctx, stream, log);
 
@@ -46,7 +47,10 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const oomKilled = mayBeOomKilled(t.cgroupVersion, exitCode) ? await inspectOomKilled(container, memoryEvents.last()) : false;
   const timeout = watch.exceeded !== null;
   log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
-  return decide(ctx, { timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError }, log);
+  const outcome = await decide(ctx, { timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError }, log);
+  // Without a result, what the container said on stderr is what an operator has to go on.
+  const noResult = outcome.kind === "crash" || outcome.kind === "no-result";
+  return noResult && output.stderrTail !== "" ? { ...outcome, stderrTail: output.stderrTail } : outcome;
 }
 
 /** The job's grading container: a warm one adopted, else one created for it; with the CPU time it used before the job. */
@@ -66,9 +70,10 @@ async function getGradingContainer(ctx: JobContext): Promise<(Started & { cpuBas
 }
 
 /** The container's exit status (-1 when unknown), and why waiting failed if the engine went away. */
-function waitForExit(container: Docker.Container): { code: Promise<number>; lost(): string | null } {
+function waitForExit(ctx: JobContext, container: Docker.Container): { code: Promise<number>; lost(): string | null } {
   let lost: string | null = null;
-  const code = container.wait().then(
+  const wait = (abortSignal: AbortSignal): Promise<{ StatusCode?: number }> => container.wait({ abortSignal });
+  const code = engineCall(ctx, "wait", wait, waitDeadlineMs(ctx.task.hardTime)).then(
     (r: { StatusCode?: number }) => r?.StatusCode ?? -1,
     (err: Error) => {
       lost = err.message;
@@ -99,7 +104,7 @@ function writeStart(t: JobTask, stream: NodeJS.ReadWriteStream): void {
  */
 async function runUntilExit(ctx: JobContext, container: Docker.Container, output: Output, exited: Promise<number>): Promise<number> {
   await Promise.race([output.done, exited]);
-  if (output.streamError !== null || ctx.fatal !== null) await killQuietly(ctx.docker, container.id, ctx.log);
+  if (output.streamError !== null || ctx.fatal !== null) await killContainer(ctx, container.id);
   return exited;
 }
 

@@ -3,11 +3,14 @@
  * adoption, limits, cleanup): its task, the thread's Docker client and channel to the main thread,
  * its logger and phase timings, the containers it made and how it is ending. A plain object the
  * pieces take as their first argument, with the few helpers that every piece needs: the phase
- * clock, failing the job once, writing to the grading container, killing its student containers.
+ * clock, failing the job once, writing to the grading container, killing its containers, and
+ * making an engine call under its deadline (src/docker/deadline.ts), remembering a call that
+ * timed out so that the cleanup makes sure nothing of the job is left (workers/cleanup.ts).
  */
 import type * as Comlink from "comlink";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { ENGINE_CALL_MS, EngineTimeoutError, withDeadline } from "../src/docker/deadline.js";
 import { killQuietly } from "../src/docker/engine.js";
 import type { DiskWatch } from "../src/limits/disk-usage.js";
 import type { JobPaths } from "../src/jobs/job-directory.js";
@@ -45,6 +48,8 @@ export interface JobContext {
   /** Directories the disk limit counts: the job directory and each container's writable layer. */
   readonly diskRoots: string[];
   disk: DiskWatch | null;
+  /** The engine calls of this job that went past their deadline, by name. */
+  readonly timedOut: string[];
 }
 
 export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Remote<MainApi>, threadLog: Logger): JobContext {
@@ -57,6 +62,7 @@ export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Rem
     students: new Map(),
     fatal: null, parentGone: false,
     diskRoots: [], disk: null,
+    timedOut: [],
   };
 }
 
@@ -72,7 +78,28 @@ export function failJob(ctx: JobContext, text: string, log: Logger): void {
   if (ctx.fatal !== null) return;
   ctx.fatal = text;
   log.warn({ reason: text }, "ending job");
-  if (ctx.grading) void killQuietly(ctx.docker, ctx.grading.id, ctx.log);
+  if (ctx.grading) void killContainer(ctx, ctx.grading.id);
+}
+
+/**
+ * One engine call of the job under its deadline (ENGINE_CALL_MS unless given): `run` gets the
+ * AbortSignal to pass as dockerode's `abortSignal`. A timeout is logged and remembered.
+ */
+export async function engineCall<T>(ctx: JobContext, call: string, run: (signal: AbortSignal) => Promise<T>, ms = ENGINE_CALL_MS): Promise<T> {
+  try {
+    return await withDeadline(call, ms, run);
+  } catch (err) {
+    if (err instanceof EngineTimeoutError) {
+      ctx.timedOut.push(call);
+      ctx.log.warn({ call, ms: err.ms }, "engine call timed out");
+    }
+    throw err;
+  }
+}
+
+/** Kills a container of the job (already stopped or gone is fine); false when the engine failed or did not answer. */
+export function killContainer(ctx: JobContext, id: string): Promise<boolean> {
+  return engineCall(ctx, "kill", () => killQuietly(ctx.docker, id, ctx.log)).catch(() => false);
 }
 
 export function writeToGrading(ctx: JobContext, message: { type: string } & Record<string, Packable>): void {
@@ -86,5 +113,5 @@ export function writeToGrading(ctx: JobContext, message: { type: string } & Reco
 
 /** Kills every student container of the job that exists (without waiting for their runs). */
 export function killStudents(ctx: JobContext): Promise<unknown> {
-  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killQuietly(ctx.docker, run.id, ctx.log))));
+  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killContainer(ctx, run.id))));
 }

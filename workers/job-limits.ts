@@ -7,6 +7,7 @@
 import os from "node:os";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { ENGINE_CALL_MS, withDeadline } from "../src/docker/deadline.js";
 import { diskUsage, watchDisk } from "../src/limits/disk-usage.js";
 import { statsDelayMs } from "../src/limits/container-watch.js";
 import { ranOutOfMemory } from "../src/limits/oom.js";
@@ -23,7 +24,7 @@ export function statsDelay(cpuSeconds: number): number {
 /** Writable layer of a container on overlay2, when this process can see it. */
 export async function upperDir(container: Docker.Container): Promise<string | null> {
   try {
-    const info = await container.inspect();
+    const info = await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal }));
     const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
     return typeof dir === "string" ? dir : null;
   } catch {
@@ -49,7 +50,7 @@ export async function watchDiskLimit(ctx: JobContext, container: Docker.Containe
 export async function inspectOomKilled(container: Docker.Container, memoryEvents: string | null = null): Promise<boolean> {
   let state = null;
   try {
-    state = (await container.inspect()).State ?? null;
+    state = (await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal }))).State ?? null;
   } catch {
     /* gone */
   }

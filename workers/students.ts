@@ -4,15 +4,17 @@
  * container of its own that talks to the grading container through a socket of the job
  * directory. Replies `run_student_started` and then `run_student_retval` (253 timeout,
  * 252 out of memory, 254 refused or failed), and removes the container and frees its port.
+ * An engine call past its deadline (src/docker/deadline.ts) also ends the job, as a crash.
  */
 import { promises as fs } from "node:fs";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { EngineTimeoutError, waitDeadlineMs } from "../src/docker/deadline.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { mayBeOomKilled } from "../src/limits/oom.js";
 import type { ContainerMessage } from "../src/protocol/container-stream.js";
 import { studentContainerSpec, type StudentRequest } from "./container-specs.js";
-import { failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
+import { engineCall, failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
 import { inspectOomKilled, statsDelay, upperDir } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
@@ -101,9 +103,11 @@ async function createStudent(
   const networkMode = req.ssh ? "bridge" : req.shareNetwork && ctx.grading ? `container:${ctx.grading.id}` : "none";
   try {
     await Promise.all([p.studentScripts, p.systemfiles].map((d) => fs.mkdir(d, { recursive: true, mode: 0o777 })));
-    return await ctx.docker.createContainer(studentContainerSpec(t, env, p, socketId, req.memoryMb, ports, networkMode));
+    const spec = studentContainerSpec(t, env, p, socketId, req.memoryMb, ports, networkMode);
+    return await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
     log.warn({ err: (err as Error).message }, "failed to create student container");
+    failOnTimeout(ctx, err, log);
     releaseStudentPorts(ctx, run);
     return null;
   }
@@ -114,14 +118,16 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
   let watch: LimitWatch | null = null;
   let code = -1;
   try {
-    await container.start();
+    await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, ctx.task, log);
     log.debug("started student container");
     watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time) }, log);
-    const r = (await container.wait()) as { StatusCode?: number };
+    const wait = (abortSignal: AbortSignal): Promise<{ StatusCode?: number }> => container.wait({ abortSignal });
+    const r = await engineCall(ctx, "wait", wait, waitDeadlineMs(req.hardTime));
     code = r?.StatusCode ?? -1;
   } catch (err) {
     log.warn({ err: (err as Error).message }, "student container failed");
+    failOnTimeout(ctx, err, log);
     watch?.stop();
     return null;
   }
@@ -138,12 +144,26 @@ export function releaseStudentPorts(ctx: JobContext, run: StudentRun): void {
   run.ports = [];
 }
 
-export async function removeStudent(ctx: JobContext, container: Docker.Container, run: StudentRun): Promise<void> {
+/** An engine call of a student container that the engine did not answer ends the job. */
+function failOnTimeout(ctx: JobContext, err: unknown, log: Logger): void {
+  if (err instanceof EngineTimeoutError) failJob(ctx, `The agent could not run a student container: ${err.message}. Please retry.`, log);
+}
+
+/**
+ * Removes a student container and frees its port; false, with both kept, when the engine failed
+ * or did not answer (the job's cleanup tries again until it does).
+ */
+export async function removeStudent(ctx: JobContext, container: Docker.Container, run: StudentRun): Promise<boolean> {
   try {
-    await container.remove({ force: true, v: true });
-  } catch {
-    /* gone already */
+    await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, v: true, abortSignal }));
+  } catch (err) {
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status !== 404 && status !== 409) {
+      ctx.log.warn({ container: container.id, err: (err as Error).message }, "failed to remove student container");
+      return false;
+    }
   }
   void ctx.api.containerRemoved(ctx.task.jobId, container.id);
   releaseStudentPorts(ctx, run);
+  return true;
 }

@@ -3,10 +3,12 @@
  * the warm pool of src/jobs/warm-containers.ts), running and waiting for `start` with their job
  * directory bound; and adopted by a job (adoptWarm), which fills that directory in place, sets
  * the job's memory and attaches, or falls back to the cold path when the container died waiting.
+ * Every engine call has its deadline (src/docker/deadline.ts).
  */
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
+import { ENGINE_CALL_MS, EngineTimeoutError, withDeadline } from "../src/docker/deadline.js";
 import {
   fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobDirectory, TaskFolderError,
 } from "../src/jobs/job-directory.js";
@@ -14,8 +16,8 @@ import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
 import { gradingContainerSpec } from "./container-specs.js";
-import { createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
-import { phase, type JobContext } from "./job-context.js";
+import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
+import { engineCall, phase, type JobContext } from "./job-context.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
 /**
@@ -31,9 +33,9 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const bytes = t.memoryMb * 1024 * 1024;
   const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const engine = Promise.all([
-    container.inspect().then((i) => i.State?.Running === true, () => false),
-    settle(container.attach({ stream: true, stdin: true, stdout: true, stderr: false, hijack: true }) as Promise<Duplex>),
-    warm.memoryMb === t.memoryMb ? null : settle(container.update({ Memory: bytes, MemorySwap: bytes })),
+    engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => i.State?.Running === true, () => false),
+    settle(engineCall(ctx, "attach", (abortSignal) => container.attach({ ...ATTACH_OPTIONS, abortSignal }) as Promise<Duplex>)),
+    warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal) => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
   ]);
   ctx.grading = container;
   ctx.paths = jobPaths(t.jobDir);
@@ -73,7 +75,18 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
 /** The warm container died waiting (an image whose command needs /task before `start`, say): a new one. */
 async function goCold(ctx: JobContext, container: Docker.Container, log: Logger): Promise<Started | NotStarted> {
   log.info("the warm grading container is not running: using a new one");
-  await container.remove({ force: true }).catch(() => {});
+  try {
+    await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, abortSignal }));
+  } catch (err) {
+    // Gone already, or being removed: fine. Not answered: still the job's, the cleanup removes it.
+    if (!(err instanceof EngineTimeoutError)) return replaceCold(ctx, container);
+    log.warn({ err: (err as Error).message }, "failed to remove the dead warm grading container");
+    return { text: `The agent could not replace its grading container: ${(err as Error).message}. Please retry.` };
+  }
+  return replaceCold(ctx, container);
+}
+
+async function replaceCold(ctx: JobContext, container: Docker.Container): Promise<Started | NotStarted> {
   await ctx.api.containerRemoved(ctx.task.jobId, container.id);
   ctx.grading = null;
   await removeJobDirectory(ctx.task.jobDir).catch(() => {});
@@ -83,7 +96,10 @@ async function goCold(ctx: JobContext, container: Docker.Container, log: Logger)
 /** CPU time a container has used so far, asked from the engine (one stats sample, without waiting for a second one). */
 async function engineCpuNs(container: Docker.Container): Promise<number> {
   try {
-    const stats = await container.stats({ stream: false, "one-shot": true } as never);
+    const stats = await withDeadline("stats", ENGINE_CALL_MS, (abortSignal) => {
+      const once: { stream: false; "one-shot": true } = { stream: false, "one-shot": true };
+      return container.stats(Object.assign(once, { abortSignal }));
+    });
     return cpuUsageNs(stats) ?? 0;
   } catch {
     return 0;
@@ -95,16 +111,18 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
   const paths = await prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
   let container: Docker.Container | null = null;
   try {
-    container = await docker.createContainer(gradingContainerSpec(task, paths, task.memoryMb, {}, false));
-    await container.start();
-    await setOomGroup(container.id, task, log);
+    const spec = gradingContainerSpec(task, paths, task.memoryMb, {}, false);
+    container = await withDeadline("create", ENGINE_CALL_MS, (abortSignal) => docker.createContainer({ ...spec, abortSignal }));
+    const made = container;
+    await withDeadline("start", ENGINE_CALL_MS, (abortSignal) => made.start({ abortSignal }));
+    await setOomGroup(made.id, task, log);
     if (task.settleMs > 0) {
       // its environment is on probation: it must still be running after a moment
       await new Promise((r) => setTimeout(r, task.settleMs));
-      const state = (await container.inspect()).State;
+      const state = (await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => made.inspect({ abortSignal }))).State;
       if (state?.Running !== true) {
         const detail = `exited with status ${state?.ExitCode ?? "?"} ${task.settleMs} ms after its start, before any job`;
-        await container.remove({ force: true }).catch(() => {});
+        await withDeadline("remove", ENGINE_CALL_MS, (abortSignal) => made.remove({ force: true, abortSignal })).catch(() => {});
         await removeJobDirectory(task.jobDir).catch(() => {});
         return { kind: "exited", detail };
       }
@@ -120,7 +138,9 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
     log.debug({ container: container.id }, "warm grading container ready");
     return { kind: "ready", containerId: container.id, cpuBaselineNs };
   } catch (err) {
-    if (container) await container.remove({ force: true }).catch(() => {});
+    // A container the engine did not answer for is left to the main thread's periodic check (it is labelled as this agent's).
+    const made = container;
+    if (made) await withDeadline("remove", ENGINE_CALL_MS, (abortSignal) => made.remove({ force: true, abortSignal })).catch(() => {});
     await removeJobDirectory(task.jobDir).catch(() => {});
     throw err;
   }

@@ -61,8 +61,18 @@ function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
   });
 }
 
-/** killed > timeout > overflow > the container's own result (or the crash the worker saw). */
+/**
+ * killed > timeout > overflow > the container's own result (or the crash the worker saw). A job
+ * without a result keeps the grading container's stderr tail for its log line.
+ */
 export function composeOutcome(facts: JobFacts, outcome: GradingOutcome): AgentJobDone | EncodedJobDone {
+  const done = precedence(facts, outcome);
+  const tail = outcome.kind === "crash" || outcome.kind === "no-result" ? outcome.stderrTail : undefined;
+  if (tail !== undefined && done.type === "AgentJobDone") done.stderrTail = tail;
+  return done;
+}
+
+function precedence(facts: JobFacts, outcome: GradingOutcome): AgentJobDone | EncodedJobDone {
   const plain = { stdout: "", stderr: "" };
   if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
   if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);

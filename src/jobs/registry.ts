@@ -253,7 +253,8 @@ export class JobRegistry {
     if (!this.running.has(job.id)) this.ports.release(job.ports);
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
-    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings }, "job done");
+    const stderrTail = done.type === "AgentJobDone" ? done.stderrTail : undefined;
+    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, stderrTail }, "job done");
     this.outbox.send(done);
     this.observed.emit("jobClosed", {
       jobId: job.id,

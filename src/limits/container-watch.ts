@@ -1,7 +1,8 @@
 /**
  * Enforces a container's CPU-time and wall-time limits: CPU time from the engine's
  * stats stream (`cpu_stats.cpu_usage.total_usage`, ns), wall time from a timer started
- * when the container starts. On the first limit crossed it kills the container once.
+ * when the container starts (clamped to the longest timer Node honours: see timers.ts). On the
+ * first limit crossed it kills the container once.
  * `log` is expected to carry the container's id already.
  *
  * The stats stream opens late (statsDelayMs): a container on `cores` CPUs cannot use more than
@@ -11,6 +12,7 @@
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
 import { JsonLineSplitter } from "../protocol/json-lines.js";
+import { clampTimerMs } from "./timers.js";
 
 export type LimitExceeded = "cpu" | "wall";
 
@@ -54,7 +56,7 @@ export function watchLimits(
 
   const timer = setTimeout(
     () => kill("wall", `wall time over its limit of ${limits.wallSeconds} s`),
-    limits.wallSeconds * 1000,
+    clampTimerMs(limits.wallSeconds * 1000),
   );
   timer.unref();
 
@@ -85,7 +87,7 @@ export function watchLimits(
     });
   const statsTimer = setTimeout(() => {
     if (!stopped) openStats();
-  }, limits.statsDelayMs ?? 0);
+  }, clampTimerMs(limits.statsDelayMs ?? 0));
   statsTimer.unref();
 
   return {

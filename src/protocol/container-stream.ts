@@ -21,6 +21,9 @@ import { ViewReader } from "./msgpack-view.js";
 /** Default cap on one container message; results with 20 MB archives and 20 MB of stdout fit. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/** How much of the end of a container's stderr is kept (for the log of a job that ends without a result). */
+export const STDERR_TAIL_BYTES = 4096;
+
 export class ContainerStreamError extends Error {
   constructor(message: string) {
     super(message);
@@ -40,15 +43,25 @@ export class ContainerStreamDecoder {
   private frameRemaining = 0;
   private frameStream = 0;
   private stderrBytes = 0;
+  private stderrLast: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
     private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
   ) {}
 
-  /** Bytes the container wrote on stderr (not collected, only counted). */
+  /** Bytes the container wrote on stderr (counted; only the last STDERR_TAIL_BYTES are kept). */
   get stderrSeen(): number {
     return this.stderrBytes;
+  }
+
+  /** The last STDERR_TAIL_BYTES of the container's stderr, as text (without a character cut in two at its start). */
+  get stderrTail(): string {
+    let start = 0;
+    if (this.stderrBytes > this.stderrLast.length) {
+      while (start < this.stderrLast.length && start < 3 && (this.stderrLast[start]! & 0xc0) === 0x80) start++;
+    }
+    return this.stderrLast.subarray(start).toString("utf8");
   }
 
   /** True when no partial frame or message is pending: the stream may end here cleanly. */
@@ -78,13 +91,20 @@ export class ContainerStreamDecoder {
       if (n === 0) break;
       const payload = this.frames.take(n);
       this.frameRemaining -= n;
-      if (this.frameStream === 2) this.stderrBytes += n;
+      if (this.frameStream === 2) this.keepStderr(payload);
       else if (this.frameStream === 1) {
         this.stdout.push(payload);
         this.drainMessages(out);
       }
     }
     return out;
+  }
+
+  /** Counts stderr bytes and keeps the last STDERR_TAIL_BYTES, in a buffer of its own (memory stays bounded). */
+  private keepStderr(payload: Buffer): void {
+    this.stderrBytes += payload.length;
+    const joined = payload.length >= STDERR_TAIL_BYTES ? payload : Buffer.concat([this.stderrLast, payload]);
+    this.stderrLast = Buffer.from(joined.subarray(Math.max(0, joined.length - STDERR_TAIL_BYTES)));
   }
 
   private drainMessages(out: ContainerMessage[]): void {

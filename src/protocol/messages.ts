@@ -41,6 +41,8 @@ export interface AgentJobStarted {
 export interface AgentJobDone {
   type: "AgentJobDone";
   job_id: string;
+  /** For the `job done` log line only (the grading container's last stderr bytes): never encoded. */
+  stderrTail?: string;
   result: [JobResultKind, string];
   grade: number;
   /** Maps (`Packed`: a container's own bytes). */
