@@ -3,7 +3,8 @@
  * host's memory per slot but less than its usable memory runs (a per-slot share refused it); and
  * with jobs of a third of the usable memory each and ten slots, ten such jobs sent at once never
  * have more than three containers alive together (seen in the engine's own start and die events),
- * all of them finish, none is refused, and they leave the queue in the order they came.
+ * all of them finish, none is refused, and they leave the queue in the order they came. Student
+ * containers reserve their memory beside their job's: one that could never fit gets 254.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -94,5 +95,28 @@ describe("ten jobs of a third of the usable memory, ten slots", () => {
     assert.ok(events.filter((e) => e.Action === "start").length >= 10, "the engine saw the jobs' containers start");
     const most = mostAlive(events);
     assert.ok(most <= 3, `at most three containers of 400 MB alive at once (saw ${most})`);
+  });
+});
+
+describe("student containers reserve their memory beside their job's", () => {
+  let s: Session;
+  before(async () => {
+    s = await startSession(["--concurrency", "2", "--memory-reserve", "0"], { env: { INGINIOUS_AGENT_HOST_MEMORY: "600" } });
+  });
+  after(() => s?.end());
+
+  const text = (d: Record<string, unknown>): string => (d["result"] as string[])[1]!;
+
+  test("a job of 300 MB and its student container of 300 MB fit in 600 MB", async () => {
+    await s.backend.send(newJob("st-fits", { task_id: "student", limits: { memory: 300 } }));
+    assert.equal(text(await s.backend.done("st-fits", 90_000)), "code=7 out=hello from the student container");
+    await s.assertClean();
+  });
+
+  test("a job of 400 MB whose student container takes its 400 MB gets 254: it could never fit", async () => {
+    await s.backend.send(newJob("st-never", { task_id: "student", limits: { memory: 400 } }));
+    assert.equal(text(await s.backend.done("st-never", 90_000)), "code=254 out=");
+    assert.ok(s.agent.logs.some((l) => l["job"] === "st-never" && /could never fit/.test(l.msg)), "the log says why");
+    await s.assertClean();
   });
 });
