@@ -6,8 +6,8 @@
  * limit fits in the memory not reserved (see limits/memory-budget.ts), first come, first served: a
  * job that does not fit holds the head of the queue until it does, and ready warm containers are
  * removed to make room for it. A job may wait for a warm container already being made for its
- * environment rather than start cold, for WARM_WAIT_MS at most. Student containers ask for their
- * memory here too, and go before queued jobs (their jobs already run). Last, the pump asks the warm
+ * environment rather than start cold, for WARM_WAIT_MS at most. Student containers' requests for
+ * memory (student-memory.ts) are answered first: their jobs already run. Last, the pump asks the warm
  * containers to refill with the slots and memory left. Jobs it accepts are recorded in the registry
  * (registry.ts), which tells it through its hooks when a job closed or a slot or memory freed.
  */
@@ -26,6 +26,7 @@ import { JOB_DIR_PREFIX } from "./job-directory.js";
 import type { JobTask, WorkerOutcome } from "./job-task.js";
 import { jobDone } from "./outcome.js";
 import type { JobRegistry } from "./registry.js";
+import { StudentMemory } from "./student-memory.js";
 import type { WarmContainers } from "./warm-containers.js";
 
 const TASK_UNAVAILABLE =
@@ -38,14 +39,6 @@ const TASK_UNAVAILABLE =
  */
 export const WARM_WAIT_MS = 3000;
 
-/** A student container's request for memory, answered in order (see MainApi.reserveMemory). */
-interface MemoryWait {
-  job: Job;
-  holder: string;
-  memoryMb: number;
-  answer: (reserved: boolean) => void;
-}
-
 /** What the pump did with the job at the head of the queue. */
 type HeadMove = "started" | "set-aside" | "needs-memory";
 
@@ -53,7 +46,7 @@ export class Dispatcher {
   /** Jobs waiting for a slot, in order. */
   private readonly queue: Array<{ job: Job; task: JobTask }> = [];
   /** Student containers waiting for memory, in order. */
-  private readonly memoryWaits: MemoryWait[] = [];
+  private readonly students: StudentMemory;
   /** When each job waiting for a warm container under way began to wait. */
   private readonly warmWaitSince = new Map<Job, number>();
   private warmWaitTimer: NodeJS.Timeout | null = null;
@@ -77,7 +70,9 @@ export class Dispatcher {
     private readonly memory: MemoryBudget,
     private readonly warm: WarmContainers,
     private readonly outbox: Outbox,
-  ) {}
+  ) {
+    this.students = new StudentMemory(memory, warm, log, () => this.pump());
+  }
 
   get queuedJobs(): number {
     return this.queue.length;
@@ -90,7 +85,7 @@ export class Dispatcher {
 
   /** Student containers waiting for memory (metrics). */
   get studentsWaitingForMemory(): number {
-    return this.memoryWaits.length;
+    return this.students.waiting;
   }
 
   /** Jobs run in `pool` from now on (the agent starts it once everything else is ready). */
@@ -180,7 +175,7 @@ export class Dispatcher {
     // make the engine do both. At most one job per container under way.
     const waiting: typeof this.queue = [];
     const promised = new Map<string, number>();
-    let needsMemory = this.serveMemoryWaits();
+    let needsMemory = this.students.serve();
     while (!needsMemory && this.registry.slotsInUse < this.slots && this.queue.length > 0) {
       const queued = this.queue[0]!;
       if (queued.job.phase !== "queued") {
@@ -269,55 +264,9 @@ export class Dispatcher {
     this.warmWaitTimer.unref();
   }
 
-  /**
-   * A student container of a running job asks for memory: reserved at once when it fits and no
-   * other request waits, else it waits in order (see serveMemoryWaits). A request that could
-   * never fit beside what its job already holds is refused at once.
-   */
+  /** A student container of a running job asks for memory (see StudentMemory.ask). */
   askMemory(job: Job, holder: string, memoryMb: number): Promise<boolean> {
-    const held = this.memory.heldBy(job.id);
-    if (!this.memory.couldEverFit(held + memoryMb)) {
-      this.log.warn({ job: job.id, socket: holder, memoryMb, heldMb: held, usableMb: this.memory.usableMb },
-        "student container refused: its memory could never fit beside its job's");
-      return Promise.resolve(false);
-    }
-    if (this.memoryWaits.length === 0 && this.memory.reserve(job.id, holder, memoryMb)) return Promise.resolve(true);
-    return new Promise((answer) => {
-      this.memoryWaits.push({ job, holder, memoryMb, answer });
-      this.log.info({ job: job.id, socket: holder, memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb },
-        "student container waits for memory");
-      this.pump();
-    });
-  }
-
-  /**
-   * Answers the student containers waiting for memory, in order: reserved when it fits; refused
-   * when their job ended, or when only jobs that are themselves waiting hold memory (none of them
-   * would release any before its time limit). Returns true while some still wait: queued jobs
-   * wait behind them.
-   */
-  private serveMemoryWaits(): boolean {
-    while (this.memoryWaits.length > 0) {
-      const w = this.memoryWaits[0]!;
-      if (w.job.phase !== "running") {
-        this.memoryWaits.shift();
-        w.answer(false);
-        continue;
-      }
-      if (this.memory.reserve(w.job.id, w.holder, w.memoryMb)) {
-        this.memoryWaits.shift();
-        w.answer(true);
-        continue;
-      }
-      this.warm.evictFor(w.memoryMb - this.memory.freeMb);
-      const waitingJobs = new Set(this.memoryWaits.map((m) => m.job.id));
-      if (!this.memory.groups().every((g) => waitingJobs.has(g))) return true;
-      this.memoryWaits.shift();
-      this.log.warn({ job: w.job.id, socket: w.holder, memoryMb: w.memoryMb, reservedMb: this.memory.reservedMb },
-        "student container refused: only jobs waiting for memory themselves hold it");
-      w.answer(false);
-    }
-    return false;
+    return this.students.ask(job, holder, memoryMb);
   }
 
   private run(job: Job, task: JobTask): void {
@@ -346,12 +295,7 @@ export class Dispatcher {
       if (i >= 0) this.queue.splice(i, 1);
       this.warmWaitSince.delete(job);
     }
-    for (let i = this.memoryWaits.length - 1; i >= 0; i--) {
-      const w = this.memoryWaits[i]!;
-      if (w.job !== job) continue;
-      this.memoryWaits.splice(i, 1);
-      w.answer(false);
-    }
+    this.students.jobEnded(job);
     this.pump();
   }
 
