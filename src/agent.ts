@@ -22,19 +22,20 @@ import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
-import { memoryPerSlotMb, type AdmissionSnapshot } from "./jobs/admission.js";
+import type { AdmissionSnapshot } from "./jobs/admission.js";
 import { Dispatcher } from "./jobs/dispatch.js";
 import { mainApiPort, type PoolSettings } from "./jobs/job-task.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
+import { MemoryBudget, hostMemoryMb, memoryAdvice, usableMemoryMb } from "./limits/memory-budget.js";
 import { PortPool } from "./limits/port-pool.js";
 import { Outbox, type LinkedCore } from "./link/outbox.js";
 import type { Logger } from "./log.js";
 import type { AgentHello, BackendKillJob, BackendNewJob, BadFrameError, Environments } from "./protocol/messages.js";
 import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";
-import { openFileLimits, totalMemoryMb } from "./system.js";
+import { openFileLimits } from "./system.js";
 
 export class AgentStartError extends Error {}
 
@@ -53,7 +54,8 @@ export class GradingAgent implements LinkedCore {
   private readonly registry: JobRegistry;
   private readonly dispatcher: Dispatcher;
   private readonly nofile: { soft: number; hard: number };
-  private readonly memoryPerSlotMb: number;
+  /** What jobs, student and warm containers have reserved of the memory they may use. */
+  readonly memory: MemoryBudget;
   private readonly tmpdir: string;
   private readonly tasks: string;
   private shuttingDown: Promise<void> | null = null;
@@ -72,17 +74,28 @@ export class GradingAgent implements LinkedCore {
       soft: Math.max(64, Math.floor(limits.soft / config.concurrency)),
       hard: Math.max(64, Math.floor(limits.hard / config.concurrency)),
     };
-    this.memoryPerSlotMb = memoryPerSlotMb(totalMemoryMb(), config.concurrency);
+    let hostMb: number;
+    try {
+      hostMb = hostMemoryMb();
+    } catch (err) {
+      throw new AgentStartError((err as Error).message);
+    }
+    this.memory = new MemoryBudget(usableMemoryMb(hostMb, config.memoryReserveMb));
     this.warm = new WarmContainers(config.warm, this.tmpdir, () => ({
-      memoryMb: Math.min(256, this.memoryPerSlotMb),
+      memoryMb: Math.min(256, this.memory.usableMb),
       labels: containerLabels(this.id, "", "warm"),
-    }), this.docker, log, () => this.dispatcher.pump());
+    }), this.docker, log, this.memory, () => this.dispatcher.pump());
     const ports = new PortPool(config.debugPorts);
-    this.registry = new JobRegistry(this.docker, log, ports, this.warm, this.outbox, this.observed, {
+    this.registry = new JobRegistry(this.docker, log, ports, this.memory, this.warm, this.outbox, this.observed, {
       jobClosed: (job, wasQueued) => this.dispatcher.jobClosed(job, wasQueued),
       slotFreed: () => this.dispatcher.pump(),
+      askMemory: (job, holder, memoryMb) => this.dispatcher.askMemory(job, holder, memoryMb),
+      memoryReleased: () => this.dispatcher.pump(),
     });
-    this.dispatcher = new Dispatcher(config.concurrency, this.tmpdir, log, this.registry, ports, this.warm, this.outbox);
+    this.dispatcher = new Dispatcher(config.concurrency, this.tmpdir, log, this.registry, ports, this.memory, this.warm, this.outbox);
+    const advice = memoryAdvice(config.concurrency, this.memory.usableMb);
+    if (advice !== null) log.warn({ check: "memory", hostMb, usableMb: this.memory.usableMb }, advice);
+    else log.info({ check: "memory", hostMb, usableMb: this.memory.usableMb }, "memory jobs may reserve together");
   }
 
   /** Connects to Docker, finds environments, removes what an earlier run left, starts the pool. */
@@ -206,6 +219,16 @@ export class GradingAgent implements LinkedCore {
     return this.dispatcher.queuedJobs;
   }
 
+  /** Queued jobs that have a free slot but wait for memory (metrics). */
+  get jobsWaitingForMemory(): number {
+    return this.dispatcher.jobsWaitingForMemory;
+  }
+
+  /** Student containers waiting for memory (metrics). */
+  get studentsWaitingForMemory(): number {
+    return this.dispatcher.studentsWaitingForMemory;
+  }
+
   /** Warm containers ready for a job (metrics). */
   get warmContainers(): number {
     return this.warm.ready;
@@ -235,7 +258,7 @@ export class GradingAgent implements LinkedCore {
     return {
       environments: this.environments,
       runtimes: this.runtimes,
-      memoryPerSlotMb: this.memoryPerSlotMb,
+      usableMemoryMb: this.memory.usableMb,
       debugHost: this.registry.debugHost,
       tasksRoot: this.tasks,
       agentId: this.id,

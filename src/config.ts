@@ -39,6 +39,8 @@ export interface AgentConfig {
   pidsLimit: number;
   /** Warm grading containers kept per environment (0: none). */
   warm: number;
+  /** MB of the host's memory left to the system and the agent, never reserved by jobs; null or absent: see defaultReserveMb. */
+  memoryReserveMb?: number | null;
   /** Where logs go: 1 (stdout) for the daemon, 2 (stderr) for `grade`. */
   logDestination?: number;
   /** Port of the HTTP server for /metrics and /healthz; null or absent: no server. 0: any free port (logged). */

@@ -1,6 +1,5 @@
-/** Facts about the host the agent needs: open-file limits and memory. */
+/** Facts about the host the agent needs: open-file limits (its memory: limits/memory-budget.ts). */
 import { readFileSync } from "node:fs";
-import os from "node:os";
 
 /** The agent's own RLIMIT_NOFILE (soft, hard), from /proc; a safe default elsewhere. */
 export function openFileLimits(): { soft: number; hard: number } {
@@ -15,8 +14,4 @@ export function openFileLimits(): { soft: number; hard: number } {
     /* not Linux */
   }
   return { soft: 1024, hard: 4096 };
-}
-
-export function totalMemoryMb(): number {
-  return Math.floor(os.totalmem() / 1024 / 1024);
 }

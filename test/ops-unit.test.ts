@@ -145,6 +145,7 @@ describe("metrics", () => {
     const m = createAgentMetrics({
       observed, concurrency: 4,
       runningJobs: () => running, queuedJobs: () => 2, warmContainers: () => 1,
+      memoryUsableMb: 1000, memoryReservedMb: () => 600, jobsWaitingForMemory: () => 1, studentsWaitingForMemory: () => 0,
       backendReconnects: () => reconnects, lastBackendMessageAt: () => performance.now(),
       dockerEventRestarts: () => 1, dockerEventsAlive: () => true, dockerUp: async () => true,
       info: { version: "t", agent: "a1", friendly_name: "f" },
@@ -166,6 +167,10 @@ describe("metrics", () => {
       assert.match(text, /^inginious_agent_jobs_queued 2$/m);
       assert.match(text, /^inginious_agent_free_slots 1$/m);
       assert.match(text, /^inginious_agent_warm_containers 1$/m);
+      assert.match(text, /^inginious_agent_memory_usable_bytes 1048576000$/m);
+      assert.match(text, /^inginious_agent_memory_reserved_bytes 629145600$/m);
+      assert.match(text, /^inginious_agent_jobs_waiting_for_memory 1$/m);
+      assert.match(text, /^inginious_agent_student_containers_waiting_for_memory 0$/m);
       assert.match(text, /^inginious_agent_docker_errors_total\{call="POST \/containers\/\{id\}\/kill",status="404"\} 1$/m);
       assert.match(text, /^inginious_agent_backend_reconnects_total 2$/m);
       assert.match(text, /^inginious_agent_docker_event_stream_restarts_total 1$/m);

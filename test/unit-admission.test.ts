@@ -4,7 +4,7 @@
  */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { admit, memoryPerSlotMb, previousStateOf, type Admission, type AdmissionPlan, type AdmissionSnapshot } from "../src/jobs/admission.js";
+import { admit, previousStateOf, type Admission, type AdmissionPlan, type AdmissionSnapshot } from "../src/jobs/admission.js";
 import { warmKey } from "../src/jobs/warm-containers.js";
 import type { RuntimeSpec } from "../src/config.js";
 import type { BackendNewJob, EnvironmentInfo } from "../src/protocol/messages.js";
@@ -20,7 +20,7 @@ function snapshot(over: Partial<AdmissionSnapshot> = {}): AdmissionSnapshot {
       "docker-ssh": { default: env("sha256:default") },
     },
     runtimes: new Map([["docker", runc], ["docker-ssh", runcSsh]]),
-    memoryPerSlotMb: 1000,
+    usableMemoryMb: 1000,
     debugHost: "192.0.2.1",
     tasksRoot: "/srv/tasks",
     agentId: "agent1",
@@ -129,9 +129,9 @@ describe("admit", () => {
       "/srv/tasks/LSINF1252.2024/ex.1");
   });
 
-  test("memory: up to the slot's share, at least 20 MB, more is refused with the share in the text", () => {
+  test("memory: refused only when it could never fit, even alone (INGInious's text, with the usable memory); at least 20 MB", () => {
     const withMemory = (memory: number): Admission =>
-      admit(newJob({ environment_parameters: { limits: { time: 10, memory } } }), snapshot({ memoryPerSlotMb: 500 }));
+      admit(newJob({ environment_parameters: { limits: { time: 10, memory } } }), snapshot({ usableMemoryMb: 500 }));
     assert.equal(plan(withMemory(500)).task.memoryMb, 500);
     assert.equal(plan(withMemory(5)).task.memoryMb, 20);
     const r = refusal(withMemory(501));
@@ -139,9 +139,10 @@ describe("admit", () => {
     assert.equal(r.reason, "asks for 501MB");
   });
 
-  test("the slot's share is the host's memory split evenly, rounded down", () => {
-    assert.equal(memoryPerSlotMb(8000, 3), 2666);
-    assert.equal(memoryPerSlotMb(1000, 1), 1000);
+  test("memory: the frontend's default of 1,024 MB is admitted on a host whose memory per slot is smaller", () => {
+    // 8 GB, 4 cores, --concurrency 8 (the default): 1,000 MB per slot, which refused it before
+    const job = newJob({ environment_parameters: { limits: { time: 10, memory: 1024 } } });
+    assert.equal(plan(admit(job, snapshot({ usableMemoryMb: 8000 - 800 }))).task.memoryMb, 1024);
   });
 
   test("SSH debug without a debug host is refused", () => {

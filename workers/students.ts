@@ -4,7 +4,9 @@
  * container of its own that talks to the grading container through a socket of the job
  * directory. Replies `run_student_started` and then `run_student_retval` (253 timeout,
  * 252 out of memory, 254 refused or failed), and removes the container and frees its port.
- * An engine call past its deadline (src/docker/deadline.ts) also ends the job, as a crash.
+ * An engine call past its deadline (src/docker/deadline.ts) also ends the job, as a crash. Each
+ * one's memory limit is reserved on the main thread before it is created (the request may wait
+ * there for memory; 254 when it could never be had) and released once it is removed.
  */
 import { promises as fs } from "node:fs";
 import type Docker from "dockerode";
@@ -53,6 +55,18 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
 async function runStudent(ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, parentLog: Logger): Promise<void> {
   const log = parentLog.child({ socket: socketId });
   const retval = (value: number): void => writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: value });
+  if (!(await ctx.api.reserveMemory(ctx.task.jobId, socketId, req.memoryMb))) {
+    log.warn({ memoryMb: req.memoryMb }, "no memory for the student container");
+    return retval(254);
+  }
+  await runReserved(ctx, run, socketId, req, log, retval);
+  // its container is gone (if that failed, the job's end releases it with the rest of the job's memory)
+  void ctx.api.releaseMemory(ctx.task.jobId, socketId);
+}
+
+async function runReserved(
+  ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, log: Logger, retval: (value: number) => void,
+): Promise<void> {
   const container = await createStudent(ctx, run, socketId, req, log);
   if (container === null) return retval(254);
   run.id = container.id;

@@ -1,6 +1,6 @@
 /**
  * Admission: whether this agent can run a BackendNewJob, decided from the message and a snapshot
- * of the agent (its environments and runtimes, memory per slot, SSH debug host, tasks folder and
+ * of the agent (its environments and runtimes, usable memory, SSH debug host, tasks folder and
  * container settings). A pure function: it reads no file, takes no port and asks Docker nothing.
  * It returns a plan (the job's task but for its directory and host ports, the ports it wants,
  * the warm containers that could run it) or a refusal (the text the student sees and the reason
@@ -21,17 +21,16 @@ const SSH_DEBUG_LIMIT_SECONDS = 30 * 60;
 /** The least memory a job's container gets, whatever it asks. */
 const MIN_JOB_MEMORY_MB = 20;
 
-/** The memory a job may ask for: an equal share of the host's memory per job slot. */
-export function memoryPerSlotMb(hostMemoryMb: number, slots: number): number {
-  return Math.floor(hostMemoryMb / slots);
-}
-
 /** What admission knows of the agent when a job arrives. */
 export interface AdmissionSnapshot {
   environments: Environments;
   /** By envtype. */
   runtimes: ReadonlyMap<string, RuntimeSpec>;
-  memoryPerSlotMb: number;
+  /**
+   * The memory all jobs may reserve together (host memory less the reserve): a job asking for more
+   * could never run here, even alone. Whether it fits now is dispatch's question.
+   */
+  usableMemoryMb: number;
   /** Where students connect for SSH debug; null: SSH debug is off. */
   debugHost: string | null;
   /** Absolute tasks folder. */
@@ -94,9 +93,10 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
   }
   let memoryMb = params.limits.memoryMb;
   if (memoryMb < MIN_JOB_MEMORY_MB) memoryMb = MIN_JOB_MEMORY_MB;
-  else if (memoryMb > snap.memoryPerSlotMb) {
+  else if (memoryMb > snap.usableMemoryMb) {
+    // INGInious's own text, with what could be available here rather than a slot's share
     return refuse(
-      `Not enough memory on agent (available: ${snap.memoryPerSlotMb}MB). Please contact your course administrator.`,
+      `Not enough memory on agent (available: ${snap.usableMemoryMb}MB). Please contact your course administrator.`,
       `asks for ${memoryMb}MB`,
     );
   }

@@ -2,10 +2,14 @@
  * Dispatch: from an admitted job to a pool thread. It answers each BackendNewJob with
  * AgentJobStarted, asks admission (admission.ts) whether the job can run here, takes the host
  * ports the plan wants, checks (one asynchronous stat) that the task folder exists, and queues the
- * job. Its pump hands queued jobs to the worker pool while job slots are free, lets a job wait for
- * a warm container already being made for its environment rather than start cold, and asks the
- * warm containers to refill with what is left. Jobs it accepts are recorded in the registry
- * (registry.ts), which tells it through its hooks when a job closed or a slot freed.
+ * job. Its pump hands queued jobs to the worker pool while job slots are free and the job's memory
+ * limit fits in the memory not reserved (see limits/memory-budget.ts), first come, first served: a
+ * job that does not fit holds the head of the queue until it does, and ready warm containers are
+ * removed to make room for it. A job may wait for a warm container already being made for its
+ * environment rather than start cold, for WARM_WAIT_MS at most. Student containers' requests for
+ * memory (student-memory.ts) are answered first: their jobs already run. Last, the pump asks the warm
+ * containers to refill with the slots and memory left. Jobs it accepts are recorded in the registry
+ * (registry.ts), which tells it through its hooks when a job closed or a slot or memory freed.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -14,6 +18,7 @@ import type { Piscina } from "piscina";
 import type { Outbox } from "../link/outbox.js";
 import type { Logger } from "../log.js";
 import type { BackendNewJob } from "../protocol/messages.js";
+import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
 import { admit, previousStateOf, type AdmissionPlan, type AdmissionSnapshot } from "./admission.js";
 import { Job } from "./job.js";
@@ -21,14 +26,34 @@ import { JOB_DIR_PREFIX } from "./job-directory.js";
 import type { JobSpec, WorkerOutcome } from "./job-task.js";
 import { jobDone } from "./outcome.js";
 import type { JobRegistry } from "./registry.js";
+import { StudentMemory } from "./student-memory.js";
 import type { WarmContainers } from "./warm-containers.js";
 
 const TASK_UNAVAILABLE =
   "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the error persists, please contact your course administrator.";
 
+/**
+ * How long a job waits for a warm container being made for its environment before it starts in a
+ * new container instead: a creation that stalls (a slow engine, an image that takes long to start)
+ * must not hold the job longer than a cold start would take.
+ */
+export const WARM_WAIT_MS = 3000;
+
+/** What the pump did with the job at the head of the queue. */
+type HeadMove = "started" | "set-aside" | "needs-memory";
+
 export class Dispatcher {
   /** Jobs waiting for a slot, in order. */
   private readonly queue: Array<{ job: Job; task: JobSpec }> = [];
+  /** Student containers waiting for memory, in order. */
+  private readonly students: StudentMemory;
+  /** When each job waiting for a warm container under way began to wait. */
+  private readonly warmWaitSince = new Map<Job, number>();
+  private warmWaitTimer: NodeJS.Timeout | null = null;
+  /** Jobs already logged as waiting for memory. */
+  private readonly loggedMemoryWait = new WeakSet<Job>();
+  /** Queued jobs that have a free slot but wait for memory, as of the latest pump. */
+  private memoryBound = 0;
   private pool: Piscina | null = null;
   /** Set once the agent shuts down: new jobs are refused and nothing leaves the queue. */
   private closing = false;
@@ -42,12 +67,25 @@ export class Dispatcher {
     private readonly log: Logger,
     private readonly registry: JobRegistry,
     private readonly ports: PortPool,
+    private readonly memory: MemoryBudget,
     private readonly warm: WarmContainers,
     private readonly outbox: Outbox,
-  ) {}
+  ) {
+    this.students = new StudentMemory(memory, warm, log, () => this.pump());
+  }
 
   get queuedJobs(): number {
     return this.queue.length;
+  }
+
+  /** Queued jobs that have a free slot but wait for memory (metrics). */
+  get jobsWaitingForMemory(): number {
+    return this.memoryBound;
+  }
+
+  /** Student containers waiting for memory (metrics). */
+  get studentsWaitingForMemory(): number {
+    return this.students.waiting;
   }
 
   /** Jobs run in `pool` from now on (the agent starts it once everything else is ready). */
@@ -58,6 +96,7 @@ export class Dispatcher {
   /** The agent shuts down: jobs from now on are refused, and none leaves the queue. */
   stop(): void {
     this.closing = true;
+    if (this.warmWaitTimer !== null) clearTimeout(this.warmWaitTimer);
   }
 
   onNewJob(msg: BackendNewJob, snapshot: AdmissionSnapshot): void {
@@ -125,38 +164,115 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** Hands queued jobs to the pool while slots are free, then lets the warm containers refill. */
+  /**
+   * Answers student containers waiting for memory, then hands queued jobs to the pool while slots
+   * and memory allow, in order, then lets the warm containers refill with what is left.
+   */
   pump(): void {
     if (this.draining || this.closing) return;
-    // Jobs that wait, in order, for a warm container already being made for their environment:
-    // it is ready sooner than a cold one would be, and a cold start meanwhile would make the
-    // engine do both. At most one job per container under way.
+    // Jobs set aside, in order, to wait for a warm container already being made for their
+    // environment: it is ready sooner than a cold one would be, and a cold start meanwhile would
+    // make the engine do both. At most one job per container under way.
     const waiting: typeof this.queue = [];
     const promised = new Map<string, number>();
-    while (this.registry.slotsInUse < this.slots && this.queue.length > 0) {
-      const queued = this.queue.shift()!;
-      const { job, task } = queued;
-      const warmKey = job.warmEnv;
-      if (job.phase !== "queued") continue;
-      const warm = warmKey !== null ? this.warm.take(warmKey) : null;
-      if (warm !== null) {
-        job.jobDir = warm.jobDir;
-        job.ranWarm = true;
-        this.run(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
-      } else if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0)) {
-        promised.set(warmKey, (promised.get(warmKey) ?? 0) + 1);
-        waiting.push(queued);
-      } else this.run(job, task);
+    let needsMemory = this.students.serve();
+    while (!needsMemory && this.registry.slotsInUse < this.slots && this.queue.length > 0) {
+      const queued = this.queue[0]!;
+      if (queued.job.phase !== "queued") {
+        this.queue.shift();
+        this.warmWaitSince.delete(queued.job);
+        continue;
+      }
+      const move = this.moveHead(queued.job, queued.task, promised);
+      if (move === "needs-memory") {
+        needsMemory = true; // first come, first served: it keeps the head, the jobs behind it wait
+        break;
+      }
+      this.queue.shift();
+      if (move === "set-aside") waiting.push(queued);
+      else this.warmWaitSince.delete(queued.job);
     }
     this.queue.unshift(...waiting);
-    if (this.pool !== null) {
+    const freeSlots = Math.max(0, this.slots - this.registry.slotsInUse);
+    this.memoryBound = needsMemory ? Math.min(this.queue.length - waiting.length, freeSlots) : 0;
+    this.watchWarmWaits(waiting);
+    if (this.pool !== null && !needsMemory) {
       // One free slot is kept out of the budget: near saturation, a warm container being made
       // would only compete with the next job's own container for the engine.
       this.warm.refill(this.pool, this.slots - this.registry.slotsInUse - this.queue.length - 1, this.registry.anyJobRunning());
     }
   }
 
+  /** Starts the job at the head of the queue (warm or cold), sets it aside for a warm container, or finds no memory for it. */
+  private moveHead(job: Job, task: JobSpec, promised: Map<string, number>): HeadMove {
+    const warmKey = job.warmEnv;
+    const warmMb = warmKey === null ? null : this.warm.readyMemoryMb(warmKey);
+    if (warmKey !== null && warmMb !== null) {
+      // taking it hands its reservation over to the job: only the difference must fit
+      if (!this.memory.fits(task.memoryMb - warmMb)) return this.waitForMemory(job, task, task.memoryMb - warmMb);
+      const warm = this.warm.take(warmKey)!;
+      job.jobDir = warm.jobDir;
+      job.ranWarm = true;
+      this.run(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
+      return "started";
+    }
+    if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0) && !this.warmWaitOver(job)) {
+      promised.set(warmKey, (promised.get(warmKey) ?? 0) + 1);
+      return "set-aside";
+    }
+    if (!this.memory.fits(task.memoryMb)) return this.waitForMemory(job, task, task.memoryMb);
+    this.run(job, task);
+    return "started";
+  }
+
+  /** The head job does not fit: it keeps its place, and ready warm containers make room for it. */
+  private waitForMemory(job: Job, task: JobSpec, neededMb: number): HeadMove {
+    const evicting = this.warm.evictFor(neededMb - this.memory.freeMb);
+    if (!this.loggedMemoryWait.has(job)) {
+      this.loggedMemoryWait.add(job);
+      this.log.info(
+        { job: job.id, memoryMb: task.memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb, warmRemoved: evicting },
+        "job waits for memory",
+      );
+    }
+    return "needs-memory";
+  }
+
+  /** Whether the job has waited WARM_WAIT_MS for a warm container (its wait starts now if it had not begun). */
+  private warmWaitOver(job: Job): boolean {
+    const since = this.warmWaitSince.get(job);
+    if (since === undefined) {
+      this.warmWaitSince.set(job, performance.now());
+      return false;
+    }
+    const waited = performance.now() - since;
+    if (waited < WARM_WAIT_MS) return false;
+    this.log.info({ job: job.id, waitedMs: Math.round(waited) }, "no warm container ready in time: starting the job in a new one");
+    return true;
+  }
+
+  /** Pumps again when the first of the jobs set aside for a warm container has waited long enough. */
+  private watchWarmWaits(waiting: Array<{ job: Job }>): void {
+    if (this.warmWaitTimer !== null) clearTimeout(this.warmWaitTimer);
+    this.warmWaitTimer = null;
+    const first = Math.min(...waiting.map((q) => this.warmWaitSince.get(q.job) ?? Infinity));
+    if (!Number.isFinite(first)) return;
+    this.warmWaitTimer = setTimeout(() => {
+      this.warmWaitTimer = null;
+      this.pump();
+    }, Math.max(0, first + WARM_WAIT_MS - performance.now()) + 1);
+    this.warmWaitTimer.unref();
+  }
+
+  /** A student container of a running job asks for memory (see StudentMemory.ask). */
+  askMemory(job: Job, holder: string, memoryMb: number): Promise<boolean> {
+    return this.students.ask(job, holder, memoryMb);
+  }
+
   private run(job: Job, task: JobSpec): void {
+    // fits: checked by moveHead (a warm container's reservation was just handed over)
+    this.memory.reserve(job.id, "grading", task.memoryMb);
+    this.log.debug({ job: job.id, warm: task.warm !== null, memoryMb: task.memoryMb, reservedMb: this.memory.reservedMb }, "job dispatched");
     job.phase = "running";
     job.dispatchedAt = performance.now();
     const settled = this.pool!
@@ -169,12 +285,17 @@ export class Dispatcher {
     this.registry.handedToWorker(job, settled);
   }
 
-  /** The registry closed a job: one still queued leaves the queue, and what fits may have changed. */
+  /**
+   * The registry closed a job: one still queued leaves the queue, its student containers waiting
+   * for memory are refused, and what fits may have changed.
+   */
   jobClosed(job: Job, wasQueued: boolean): void {
     if (wasQueued) {
       const i = this.queue.findIndex((q) => q.job === job);
       if (i >= 0) this.queue.splice(i, 1);
+      this.warmWaitSince.delete(job);
     }
+    this.students.jobEnded(job);
     this.pump();
   }
 

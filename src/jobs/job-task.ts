@@ -123,6 +123,15 @@ export interface MainApi {
   wasOutOfMemory(containerId: string): boolean;
   allocatePorts(jobId: string, count: number): number[] | null;
   releasePorts(jobId: string, ports: number[]): void;
+  /**
+   * Reserves memory for a student container of the job (`holder`: its socket id) before it is
+   * created. Answers true once reserved: at once when it fits, else when other containers' memory
+   * is released; false when it could never fit while the job runs, when nothing but the waiting
+   * jobs themselves holds memory, or when the job ended meanwhile (see jobs/dispatch.ts).
+   */
+  reserveMemory(jobId: string, holder: string, memoryMb: number): Promise<boolean>;
+  /** Releases what reserveMemory reserved, once that student container is gone. */
+  releaseMemory(jobId: string, holder: string): void;
   /** Forwards SSH debug access; ignored after the first one of a job. */
   sshDebug(jobId: string, port: number, user: string, password: string): void;
   /**

@@ -1,7 +1,8 @@
 /**
  * The registry of jobs on the main thread: which jobs are open, which a worker still holds (its
  * slot is not free until the worker removed the job's containers), which containers and host
- * ports each one holds, and which containers ran out of memory. It serves the MainApi that pool
+ * ports each one holds (its memory reservations are in the MemoryBudget, under its id), and which
+ * containers ran out of memory. It serves the MainApi that pool
  * threads call while they run jobs, handles kills, and is the single place a job closes: its
  * result goes to the outbox and its `jobClosed` event to observers from `close` only. It does not
  * know the queue: it tells the dispatcher through its hooks when a job closed or a slot freed.
@@ -9,6 +10,7 @@
 import type { EventEmitter } from "node:events";
 import type Docker from "dockerode";
 import { killQuietly, removeQuietly } from "../docker/engine.js";
+import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
 import type { Outbox } from "../link/outbox.js";
 import type { Logger } from "../log.js";
@@ -24,8 +26,12 @@ import type { WarmContainers } from "./warm-containers.js";
 export interface RegistryHooks {
   /** A job closed; `wasQueued`: it never left the queue (it leaves it now). */
   jobClosed(job: Job, wasQueued: boolean): void;
-  /** A worker let go of a job: its slot is free. */
+  /** A worker let go of a job: its slot and its memory are free. */
   slotFreed(): void;
+  /** A student container's worker asks for memory (see MainApi.reserveMemory). */
+  askMemory(job: Job, holder: string, memoryMb: number): Promise<boolean>;
+  /** A student container's memory was released. */
+  memoryReleased(): void;
 }
 
 interface Running {
@@ -48,6 +54,7 @@ export class JobRegistry {
     private readonly docker: Docker,
     private readonly log: Logger,
     private readonly ports: PortPool,
+    private readonly memory: MemoryBudget,
     private readonly warm: WarmContainers,
     private readonly outbox: Outbox,
     private readonly observed: EventEmitter<AgentEvents>,
@@ -109,12 +116,13 @@ export class JobRegistry {
   }
 
   /**
-   * The worker let go of the job. Only now are its ports released: the worker may call the main
-   * thread until its very last cleanup step, and the job's containers (and their published
-   * ports) are gone.
+   * The worker let go of the job. Only now are its ports and its memory released: the worker may
+   * call the main thread until its very last cleanup step, and the job's containers (and their
+   * published ports) are gone.
    */
   workerFinished(job: Job): void {
     this.ports.release(job.ports);
+    this.memory.releaseGroup(job.id);
     this.running.delete(job.id);
     this.hooks.slotFreed();
   }
@@ -178,6 +186,14 @@ export class JobRegistry {
         const job = this.jobOf(jobId);
         for (const p of ports) job?.ports.delete(p);
         this.ports.release(ports);
+      },
+      reserveMemory: (jobId, holder, memoryMb) => {
+        const job = this.jobs.get(jobId);
+        if (job === undefined || job.phase !== "running" || !this.running.has(jobId)) return Promise.resolve(false);
+        return this.hooks.askMemory(job, holder, memoryMb);
+      },
+      releaseMemory: (jobId, holder) => {
+        if (this.memory.release(jobId, holder) > 0) this.hooks.memoryReleased();
       },
       sshDebug: (jobId, port, user, password) => {
         const job = this.jobs.get(jobId);

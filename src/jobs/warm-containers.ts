@@ -1,13 +1,16 @@
 /**
  * The warm containers themselves: creating them in the worker pool, handing one to a job,
- * removing the ones that died, went stale or outlived the agent. Which ones to keep is
- * WarmPool's decision (warm-pool.ts); this class carries it out.
+ * removing the ones that died, went stale, outlived the agent, or stand in the way of a job's
+ * memory. Each holds its memory limit in the MemoryBudget from the start of its creation until it
+ * is removed, or until a job takes it (the job's own reservation covers it from then on). Which
+ * ones to keep is WarmPool's decision (warm-pool.ts); this class carries it out.
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type Docker from "dockerode";
 import type { Piscina } from "piscina";
 import { removeQuietly } from "../docker/engine.js";
+import { WARM_GROUP, type MemoryBudget } from "../limits/memory-budget.js";
 import type { Logger } from "../log.js";
 import { JOB_DIR_PREFIX, removeJobDirectory } from "./job-directory.js";
 import type { WarmCreated, WarmSpec } from "./job-task.js";
@@ -28,6 +31,8 @@ export class WarmContainers {
   /** Creations under way, so that a stop can wait for them and remove what they made. */
   private readonly creations = new Set<Promise<void>>();
   private stopping = false;
+  /** MB held by ready containers being removed to make room for a job (released once they are gone). */
+  private evictingMb = 0;
 
   constructor(
     cap: number,
@@ -36,7 +41,8 @@ export class WarmContainers {
     private readonly settings: () => WarmSettings,
     private readonly docker: Docker,
     private readonly log: Logger,
-    /** Called when a creation ends, with a container ready or not: a job may be waiting for it. */
+    private readonly memory: MemoryBudget,
+    /** Called when a creation ends (a container ready or not) or a container's memory is released: a job may be waiting for either. */
     private readonly onCreationEnded: () => void,
   ) {
     this.pool = new WarmPool(cap);
@@ -72,17 +78,49 @@ export class WarmContainers {
     return this.pool.settleMsFor(key) === 0 ? this.pool.creatingFor(key) : 0;
   }
 
-  /** A ready container for a job of this environment, or null: it is the job's from now on. */
+  /** The memory limit of the container `take` would hand out for this environment, or null when none is ready. */
+  readyMemoryMb(key: string): number | null {
+    return this.pool.peek(key)?.memoryMb ?? null;
+  }
+
+  /**
+   * A ready container for a job of this environment, or null: it is the job's from now on, and so
+   * is its memory (its reservation here is released: the caller reserves the job's).
+   */
   take(key: string): WarmContainer | null {
     const w = this.pool.take(key);
-    if (w !== null) this.ids.delete(w.containerId);
+    if (w !== null) {
+      this.ids.delete(w.containerId);
+      this.memory.release(WARM_GROUP, w.jobDir);
+    }
     return w;
   }
 
-  /** Starts creating the containers the pool wants, given the job slots free right now. */
+  /**
+   * Removes ready containers (any environment, oldest first) until `mb` more will be free once
+   * they are gone, counting removals already under way; onCreationEnded is called as each one's
+   * memory is released. Returns whether any removal is under way.
+   */
+  evictFor(mb: number): boolean {
+    let wanted = mb - this.evictingMb;
+    while (wanted > 0) {
+      const w = this.pool.drainOne();
+      if (w === null) break;
+      wanted -= w.memoryMb;
+      this.evictingMb += w.memoryMb;
+      this.log.info({ container: w.containerId, memoryMb: w.memoryMb }, "removing a warm grading container: a job needs its memory");
+      void this.remove(w).finally(() => {
+        this.evictingMb -= w.memoryMb;
+        this.onCreationEnded();
+      });
+    }
+    return this.evictingMb > 0;
+  }
+
+  /** Starts creating the containers the pool wants, given the job slots and the memory free right now. */
   refill(workers: Piscina, freeSlots: number, jobsRunning: boolean): void {
     if (!this.pool.enabled || this.stopping) return;
-    for (const [key, count] of this.pool.plan(freeSlots, jobsRunning)) {
+    for (const [key, count] of this.pool.plan(freeSlots, jobsRunning, this.memory.freeMb)) {
       for (let i = 0; i < count; i++) this.create(workers, key);
     }
   }
@@ -95,11 +133,13 @@ export class WarmContainers {
     const task: WarmSpec = {
       ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb, settleMs: this.pool.settleMsFor(key),
     };
+    if (!this.memory.reserve(WARM_GROUP, jobDir, task.memoryMb)) return;
     this.pool.creationStarted(key);
     const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
       (created: WarmCreated) => {
         if (created.kind === "exited") {
           this.pool.creationEnded(key, null);
+          this.memory.release(WARM_GROUP, jobDir); // the worker removed it
           const cold = this.pool.noteEarlyDeath(key);
           this.log.warn({ envtype, environment: name, detail: created.detail, environmentKeptCold: cold }, "a warm grading container exited before any job");
           this.onCreationEnded();
@@ -120,6 +160,7 @@ export class WarmContainers {
       },
       (err: Error) => {
         this.pool.creationEnded(key, null);
+        this.memory.release(WARM_GROUP, jobDir); // the worker removed what it made
         if (!this.stopping) this.log.warn({ envtype, environment: name, err: err.message }, "failed to create a warm grading container");
         this.onCreationEnded();
       },
@@ -151,6 +192,7 @@ export class WarmContainers {
   private async remove(w: WarmContainer): Promise<void> {
     this.ids.delete(w.containerId);
     await removeQuietly(this.docker, w.containerId, this.log);
+    this.memory.release(WARM_GROUP, w.jobDir);
     try {
       await removeJobDirectory(w.jobDir);
     } catch (err) {

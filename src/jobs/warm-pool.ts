@@ -6,7 +6,8 @@
  *
  * Sizing: only environments that served a job in the last `demandWindowMs` get warm containers,
  * at most `cap` each, and never more in all than the slots free right now, so that warm
- * containers never stand where a job needs a slot.
+ * containers never stand where a job needs a slot, nor more than the memory not reserved right
+ * now holds (each is sized like its environment's latest job).
  *
  * Timing: making a container costs the engine and the machine about as much as a trivial job,
  * and a job running beside it waits for both. So an environment whose jobs come with pauses
@@ -137,6 +138,11 @@ export class WarmPool {
     return this.served.has(envKey) ? 0 : WARM_PROBATION_SETTLE_MS;
   }
 
+  /** The ready container `take` would hand out for this environment, left in the pool, or null. */
+  peek(envKey: string): WarmContainer | null {
+    return this.ready.get(envKey)?.[0] ?? null;
+  }
+
   /** Hands out a ready container for this environment, or null. */
   take(envKey: string): WarmContainer | null {
     const list = this.ready.get(envKey);
@@ -145,10 +151,10 @@ export class WarmPool {
   }
 
   /**
-   * How many containers to start creating now, per environment, given the free job slots and
-   * whether jobs are running (see the timing rule above).
+   * How many containers to start creating now, per environment, given the free job slots,
+   * whether jobs are running (see the timing rule above) and the memory not reserved.
    */
-  plan(freeSlots: number, jobsRunning: boolean): Map<string, number> {
+  plan(freeSlots: number, jobsRunning: boolean, freeMemoryMb = Infinity): Map<string, number> {
     const out = new Map<string, number>();
     if (!this.enabled) return out;
     let budget = freeSlots - this.size - this.inFlight();
@@ -160,10 +166,12 @@ export class WarmPool {
       if (budget <= 0) break;
       const have = (this.ready.get(envKey)?.length ?? 0) + (this.creating.get(envKey) ?? 0);
       const wait = jobsRunning && have > 0 && !this.backToBack.has(envKey);
-      const want = wait ? 0 : Math.min(this.cap - have, budget);
+      const mb = this.lastMemoryMb.get(envKey) ?? 0;
+      const want = wait ? 0 : Math.min(this.cap - have, budget, mb > 0 ? Math.floor(freeMemoryMb / mb) : Infinity);
       if (want > 0) {
         out.set(envKey, want);
         budget -= want;
+        freeMemoryMb -= want * mb;
       }
     }
     return out;
@@ -200,6 +208,13 @@ export class WarmPool {
       if (now - at > this.demandWindowMs) out.push(...list.splice(0));
     }
     return out;
+  }
+
+  /** Takes one ready container out of the pool, from the environment whose latest job is the oldest; null when none is ready. */
+  drainOne(): WarmContainer | null {
+    const envs = [...this.ready.entries()].filter(([, list]) => list.length > 0)
+      .sort((x, y) => (this.lastDemand.get(x[0]) ?? -Infinity) - (this.lastDemand.get(y[0]) ?? -Infinity));
+    return envs[0]?.[1].shift() ?? null;
   }
 
   /** Empties the pool (shutdown, restart). */

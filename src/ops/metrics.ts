@@ -30,6 +30,14 @@ export interface MetricsSources {
   queuedJobs(): number;
   /** Warm grading containers ready for a job. */
   warmContainers(): number;
+  /** MB jobs, student and warm containers may reserve together (host memory less --memory-reserve). */
+  memoryUsableMb: number;
+  /** MB reserved right now by the memory limits of jobs, student and warm containers. */
+  memoryReservedMb(): number;
+  /** Queued jobs that have a free slot but wait for memory. */
+  jobsWaitingForMemory(): number;
+  /** Student containers waiting for memory. */
+  studentsWaitingForMemory(): number;
   backendReconnects(): number;
   /** performance.now() of the backend's last message, or null when none came yet. */
   lastBackendMessageAt(): number | null;
@@ -125,6 +133,23 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   new Gauge({
     name: `${METRIC_PREFIX}warm_containers`, help: "Warm grading containers started ahead and waiting for a job (see --warm).",
     registers: [registry], collect() { this.set(src.warmContainers()); },
+  });
+  const MB = 1024 * 1024;
+  new Gauge({
+    name: `${METRIC_PREFIX}memory_usable_bytes`, help: "Memory the memory limits of jobs, student and warm containers may reserve together: host memory less --memory-reserve.",
+    registers: [registry], collect() { this.set(src.memoryUsableMb * MB); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}memory_reserved_bytes`, help: "Memory reserved right now by the memory limits of running jobs, their student containers and warm containers.",
+    registers: [registry], collect() { this.set(src.memoryReservedMb() * MB); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}jobs_waiting_for_memory`, help: "Queued jobs that have a free slot but wait until their memory limit fits in the memory not reserved.",
+    registers: [registry], collect() { this.set(src.jobsWaitingForMemory()); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}student_containers_waiting_for_memory`, help: "Student containers asked for by running jobs and waiting until their memory limit fits.",
+    registers: [registry], collect() { this.set(src.studentsWaitingForMemory()); },
   });
   new Gauge({
     name: `${METRIC_PREFIX}free_slots`, help: "Job slots not taken by a running job.",

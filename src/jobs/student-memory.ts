@@ -1,0 +1,90 @@
+/**
+ * Student containers' memory: a running job's worker asks for a student container's memory limit
+ * before creating it (MainApi.reserveMemory). A request is reserved at once when it fits and no
+ * other waits; else it waits, in order, ahead of queued jobs (its job already runs, and its end
+ * releases memory), while ready warm containers are removed to make room. It is refused (the
+ * worker answers run_student_retval 254) when it could never fit beside what its job already
+ * holds, when its job ended, or when only jobs that are themselves waiting hold memory: none of
+ * them would release any before its time limit. The dispatcher calls `serve` at each pump.
+ */
+import type { MemoryBudget } from "../limits/memory-budget.js";
+import type { Logger } from "../log.js";
+import type { Job } from "./job.js";
+import type { WarmContainers } from "./warm-containers.js";
+
+interface MemoryWait {
+  job: Job;
+  /** The student container's socket id: its reservation's name in its job's group. */
+  holder: string;
+  memoryMb: number;
+  answer: (reserved: boolean) => void;
+}
+
+export class StudentMemory {
+  private readonly waits: MemoryWait[] = [];
+
+  constructor(
+    private readonly memory: MemoryBudget,
+    private readonly warm: WarmContainers,
+    private readonly log: Logger,
+    /** Asks the dispatcher to pump: a new request may be answered now. */
+    private readonly pump: () => void,
+  ) {}
+
+  /** Requests waiting for memory. */
+  get waiting(): number {
+    return this.waits.length;
+  }
+
+  /** A student container's request: true once its memory is reserved under its job's id. */
+  ask(job: Job, holder: string, memoryMb: number): Promise<boolean> {
+    const held = this.memory.heldBy(job.id);
+    if (!this.memory.couldEverFit(held + memoryMb)) {
+      this.log.warn({ job: job.id, socket: holder, memoryMb, heldMb: held, usableMb: this.memory.usableMb },
+        "student container refused: its memory could never fit beside its job's");
+      return Promise.resolve(false);
+    }
+    if (this.waits.length === 0 && this.memory.reserve(job.id, holder, memoryMb)) return Promise.resolve(true);
+    return new Promise((answer) => {
+      this.waits.push({ job, holder, memoryMb, answer });
+      this.log.info({ job: job.id, socket: holder, memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb },
+        "student container waits for memory");
+      this.pump();
+    });
+  }
+
+  /** Answers the requests that can be answered, in order; true while some still wait (queued jobs wait behind them). */
+  serve(): boolean {
+    while (this.waits.length > 0) {
+      const w = this.waits[0]!;
+      if (w.job.phase !== "running") {
+        this.waits.shift();
+        w.answer(false);
+        continue;
+      }
+      if (this.memory.reserve(w.job.id, w.holder, w.memoryMb)) {
+        this.waits.shift();
+        w.answer(true);
+        continue;
+      }
+      this.warm.evictFor(w.memoryMb - this.memory.freeMb);
+      const waitingJobs = new Set(this.waits.map((m) => m.job.id));
+      if (!this.memory.groups().every((g) => waitingJobs.has(g))) return true;
+      this.waits.shift();
+      this.log.warn({ job: w.job.id, socket: w.holder, memoryMb: w.memoryMb, reservedMb: this.memory.reservedMb },
+        "student container refused: only jobs waiting for memory themselves hold it");
+      w.answer(false);
+    }
+    return false;
+  }
+
+  /** The job closed: its requests still waiting are refused. */
+  jobEnded(job: Job): void {
+    for (let i = this.waits.length - 1; i >= 0; i--) {
+      const w = this.waits[i]!;
+      if (w.job !== job) continue;
+      this.waits.splice(i, 1);
+      w.answer(false);
+    }
+  }
+}
