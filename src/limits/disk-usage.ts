@@ -45,27 +45,38 @@ export interface DiskWatch {
   stop(): void;
 }
 
-/** Polls the usage of `roots()` every `periodMs`; calls `onExceeded` once when over `limitBytes`. */
+/** A poll that failed: only `roots()` or `onExceeded` can throw (the walk itself skips what it cannot read). */
+function warnPollFailed(err: Error): void {
+  process.emitWarning(`disk usage poll failed: ${err.message}`);
+}
+
+/**
+ * Polls the usage of `roots()` every `periodMs`; calls `onExceeded` once when over `limitBytes`.
+ * A poll that throws is reported to `onError` and the next poll runs as usual.
+ */
 export function watchDisk(
   roots: () => string[],
   limitBytes: number,
   onExceeded: (bytes: number) => void,
   periodMs = 250,
+  onError: (err: Error) => void = warnPollFailed,
 ): DiskWatch {
   let exceeded = false;
   let peak = 0;
   let busy = false;
+  const poll = async (): Promise<void> => {
+    const bytes = await diskUsage(roots(), limitBytes);
+    peak = Math.max(peak, bytes);
+    if (bytes > limitBytes && !exceeded) {
+      exceeded = true;
+      onExceeded(bytes);
+    }
+  };
   const timer = setInterval(() => {
     if (busy || exceeded) return;
     busy = true;
-    diskUsage(roots(), limitBytes)
-      .then((bytes) => {
-        peak = Math.max(peak, bytes);
-        if (bytes > limitBytes && !exceeded) {
-          exceeded = true;
-          onExceeded(bytes);
-        }
-      })
+    poll()
+      .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))))
       .finally(() => (busy = false));
   }, periodMs);
   timer.unref();
