@@ -179,7 +179,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const program = buildProgram(argv);
   try {
-    await program.parseAsync(argv as string[], { from: "user" });
+    await program.parseAsync(argv, { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
       const ok = ["commander.helpDisplayed", "commander.help", "commander.version"].includes(err.code);

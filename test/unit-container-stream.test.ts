@@ -45,7 +45,7 @@ function sampleStream(): Buffer {
 function normalise(msgs: ContainerMessage[]): unknown {
   return JSON.parse(JSON.stringify(msgs));
 }
-const expected = normalise([msgA, msgB, msgC] as unknown as ContainerMessage[]);
+const expected = normalise([msgA, msgB, msgC]);
 
 describe("ContainerStreamDecoder", () => {
   test("whole stream in one chunk gives every message in order", () => {
@@ -205,7 +205,7 @@ describe("ContainerStreamDecoder", () => {
 
   test("a message that is not a map, or has no string type, is an error", () => {
     for (const v of [[1, 2], "result", 5, { kind: "result" }, { type: 3 }]) {
-      const body = pack(v as never);
+      const body = pack(v);
       assert.throws(() => decodeContainerMessage(body), ContainerStreamError, JSON.stringify(v));
     }
   });

@@ -30,7 +30,7 @@ function fromJson(v: unknown): unknown {
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length === 1 && keys[0] === "$bytes_b64") return Buffer.from(o["$bytes_b64"] as string, "base64");
-    if (keys.length === 1 && keys[0] === "$float") return o["$float"] as number;
+    if (keys.length === 1 && keys[0] === "$float") return o["$float"];
     if (keys.length === 1 && keys[0] === "$map") {
       return new Map((o["$map"] as [unknown, unknown][]).map(([k, x]) => [fromJson(k), fromJson(x)]));
     }

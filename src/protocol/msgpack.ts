@@ -36,7 +36,7 @@ const unpackr = new Unpackr({
   int64AsType: "number",
   // Never keep a reference to the input buffer in decoded bins.
   copyBuffers: true,
-} as ConstructorParameters<typeof Unpackr>[0]);
+});
 
 /** Decodes one msgpack value; throws on truncated or malformed input. */
 export function unpack(bytes: Uint8Array): unknown {
@@ -171,7 +171,7 @@ function write(w: Writer, v: Packable, depth: number): void {
     w.header(entries.length, 0x80, 15, 0, 0xde, 0xdf);
     for (const [k, item] of entries) {
       w.string(k);
-      write(w, item as Packable, depth + 1);
+      write(w, item, depth + 1);
     }
     return;
   }
@@ -196,7 +196,7 @@ function packedBound(v: Packable, depth: number): number {
   } else if (typeof v === "object") {
     for (const k in v) {
       if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
-      n += 5 + Buffer.byteLength(k, "utf8") + packedBound((v as Record<string, Packable>)[k]!, depth + 1);
+      n += 5 + Buffer.byteLength(k, "utf8") + packedBound((v as Record<string, Packable>)[k], depth + 1);
     }
   }
   return n;
