@@ -110,7 +110,7 @@ describe("self-checks", () => {
       } catch (err) {
         out = (err as { stdout?: string }).stdout ?? "";
       }
-      assert.match(out, /^\d\d:\d\d:\d\d\.\d{3} FATAL --tmpdir .* is not writable .*  check=tmpdir\r?$/m);
+      assert.match(out, /^\d\d:\d\d:\d\d\.\d{3} FATAL --tmpdir .* is not writable .* {2}check=tmpdir\r?$/m);
       assert.ok(!out.includes('"level"'), out);
     } finally {
       tmp.remove();
