@@ -30,10 +30,12 @@ export interface MetricsSources {
   queuedJobs(): number;
   /** Warm grading containers ready for a job. */
   warmContainers(): number;
-  backendReconnects(): number;
+  /** Read by a counter that mirrors it, hence a plain function (no `this`). */
+  backendReconnects: () => number;
   /** performance.now() of the backend's last message, or null when none came yet. */
   lastBackendMessageAt(): number | null;
-  dockerEventRestarts(): number;
+  /** Read by a counter that mirrors it, hence a plain function (no `this`). */
+  dockerEventRestarts: () => number;
   dockerEventsAlive(): boolean;
   /** Cached engine ping (see health.ts); never one per scrape. */
   dockerUp(): Promise<boolean>;
@@ -43,7 +45,8 @@ export interface MetricsSources {
 
 export interface AgentMetrics {
   registry: Registry;
-  dockerError(report: DockerErrorReport): void;
+  /** Handed to the Docker hooks as a callback, hence a plain function (no `this`). */
+  dockerError: (report: DockerErrorReport) => void;
   /** Seconds between reading a Ping and queueing its Pong. */
   pingAnswered(seconds: number): void;
   /** Stops listening to the agent. */
@@ -63,19 +66,8 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
   });
 }
 
-export function createAgentMetrics(src: MetricsSources): AgentMetrics {
-  const registry = new Registry();
-  const startedAt = performance.now();
-  // process_* (CPU, memory, file descriptors) and nodejs_* metrics, among them the event-loop
-  // delay from a perf_hooks histogram: nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds,
-  // measured since the previous scrape.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
-
-  new Gauge({
-    name: `${METRIC_PREFIX}info`, help: "Always 1; the labels name this agent (agent = the label its containers carry).",
-    labelNames: ["version", "agent", "friendly_name"], registers: [registry],
-  }).set(src.info, 1);
-
+/** Jobs ended, their durations and phases, counted from the agent's events; returns how to stop listening. */
+function registerJobMetrics(registry: Registry, observed: EventEmitter<AgentEvents>): () => void {
   const jobs = new Counter({
     name: `${METRIC_PREFIX}jobs_total`, help: "Jobs ended, by result as sent to the backend (refused jobs count as crash).",
     labelNames: ["result"], registers: [registry],
@@ -103,13 +95,20 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
       if (typeof ms === "number") phases.observe({ phase }, ms / 1000);
     }
   };
-  src.observed.on("jobClosed", onClosed);
+  observed.on("jobClosed", onClosed);
   // Results go out before the cleanup: its time comes later, on its own.
   const onCleanedUp = (info: { cleanupMs: number | null }): void => {
     if (info.cleanupMs !== null) phases.observe({ phase: "cleanup" }, info.cleanupMs / 1000);
   };
-  src.observed.on("jobCleanedUp", onCleanedUp);
+  observed.on("jobCleanedUp", onCleanedUp);
+  return () => {
+    observed.off("jobClosed", onClosed);
+    observed.off("jobCleanedUp", onCleanedUp);
+  };
+}
 
+/** Job slots, running, queued and free, and warm containers: read at scrape time. */
+function registerSlotGauges(registry: Registry, src: MetricsSources): void {
   new Gauge({
     name: `${METRIC_PREFIX}job_slots`, help: "Jobs this agent runs at once (--concurrency, announced as available_job_slots).",
     registers: [registry], collect() { this.set(src.concurrency); },
@@ -130,7 +129,10 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     name: `${METRIC_PREFIX}free_slots`, help: "Job slots not taken by a running job.",
     registers: [registry], collect() { this.set(Math.max(0, src.concurrency - src.runningJobs())); },
   });
+}
 
+/** The engine: failed calls (returned, for the hooks to count), ping answer and event stream. */
+function registerDockerMetrics(registry: Registry, src: MetricsSources): Counter<"call" | "status"> {
   const dockerErrors = new Counter({
     name: `${METRIC_PREFIX}docker_errors_total`,
     help: "Failed Docker API calls, by call (ids replaced by {id}) and status (HTTP status or socket error code). Includes answers the agent treats as fine, such as 404 when removing a container already gone.",
@@ -146,6 +148,24 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   });
   mirrorCounter(registry, `${METRIC_PREFIX}docker_event_stream_restarts_total`,
     "Times the engine's event stream ended and was opened again.", src.dockerEventRestarts);
+  return dockerErrors;
+}
+
+export function createAgentMetrics(src: MetricsSources): AgentMetrics {
+  const registry = new Registry();
+  const startedAt = performance.now();
+  // process_* (CPU, memory, file descriptors) and nodejs_* metrics, among them the event-loop
+  // delay from a perf_hooks histogram: nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds,
+  // measured since the previous scrape.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+
+  new Gauge({
+    name: `${METRIC_PREFIX}info`, help: "Always 1; the labels name this agent (agent = the label its containers carry).",
+    labelNames: ["version", "agent", "friendly_name"], registers: [registry],
+  }).set(src.info, 1);
+  const stopJobMetrics = registerJobMetrics(registry, src.observed);
+  registerSlotGauges(registry, src);
+  const dockerErrors = registerDockerMetrics(registry, src);
 
   mirrorCounter(registry, `${METRIC_PREFIX}backend_reconnects_total`,
     "Times the link to the backend was opened again (with a new identity) after 10 s of silence.", src.backendReconnects);
@@ -168,9 +188,6 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     registry,
     dockerError: (r) => dockerErrors.inc({ call: r.call, status: r.status }),
     pingAnswered: (seconds) => ping.observe(seconds),
-    close: () => {
-      src.observed.off("jobClosed", onClosed);
-      src.observed.off("jobCleanedUp", onCleanedUp);
-    },
+    close: stopJobMetrics,
   };
 }
