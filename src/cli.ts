@@ -6,7 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
   ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
-  parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
+  parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig, type RuntimeSpec,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
 import { runGrade } from "./grade.js";
@@ -38,11 +38,9 @@ const FS_HELP = `Filesystem providers for the tasks folder:
           --fs-location PATH   the folder containing the courses (default ./tasks)
 `;
 
-export function buildProgram(argv: readonly string[]): Command {
-  const program = new Command("inginious-agent-docker");
-  program
-    .description("Start a Docker grading agent for INGInious: it connects to the backend and grades its jobs in containers.")
-    .usage("[options] [command] <backend>")
+/** The daemon's options, as INGInious's agent names them, plus this agent's own. */
+function addAgentOptions(program: Command): Command {
+  return program
     .argument("[backend]", `address of the backend: protocol://host:port, e.g. tcp://127.0.0.1:2001 (env: ${BACKEND_ENV})`, valueParser(parseBackendAddress))
     .addOption(envOption("--friendly-name <name>", "friendly name to help identify the agent").default(""))
     .addOption(envOption("--debug-host <host>", "the agent's hostname or IP for SSH debug (default: the address of the default-route interface)"))
@@ -62,74 +60,80 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("--pids-limit <n>", "maximal number of processes in one container").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_PIDS_LIMIT))
     .addOption(envOption("--warm <n>", "warm grading containers kept per recently used environment, started ahead of jobs (0: off)").argParser(valueParser((v) => parseNonNegativeInt(v))).default(DEFAULT_WARM))
     .addOption(envOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz over HTTP on this port (off by default; 0: any free port, logged)").argParser(valueParser(parseListenPort)))
-    .addOption(envOption("--metrics-host <address>", "address the metrics server listens on").default(DEFAULT_METRICS_HOST))
-    .enablePositionalOptions()
-    .showHelpAfterError(false)
-    .action(async (backendArg: string | undefined, opts: Record<string, unknown>) => {
-      if (opts["fsHelp"]) {
-        process.stdout.write(FS_HELP);
-        return;
-      }
-      const fail = (message: string): never => program.error(message, { exitCode: 2 });
-      let backend = backendArg;
-      if (backend === undefined) {
-        const fromEnv = process.env[BACKEND_ENV];
-        if (fromEnv === undefined || fromEnv === "") fail(`error: missing required argument 'backend' (give it, or set ${BACKEND_ENV})`);
-        try {
-          backend = parseBackendAddress(fromEnv!);
-        } catch (err) {
-          fail(`error: environment variable ${BACKEND_ENV}: ${(err as Error).message}`);
-        }
-      }
-      // commander sets a flag from its variable whatever the value: read the value here.
-      for (const option of program.options) {
-        const key = option.attributeName();
-        if (option.envVar === undefined || !option.isBoolean() || program.getOptionValueSource(key) !== "env") continue;
-        try {
-          opts[key] = parseEnvBoolean(process.env[option.envVar] ?? "");
-        } catch (err) {
-          fail(`error: environment variable ${option.envVar} (${option.long}): ${(err as Error).message}`);
-        }
-      }
-      let runtimes = null;
-      if (program.getOptionValueSource("runtime") === "env") {
-        try {
-          runtimes = (process.env[RUNTIME_ENV] ?? "").split(",").map((g) => g.trim()).filter((g) => g !== "")
-            .map((g) => parseRuntime(g.split(/\s+/)));
-          if (runtimes.length === 0) runtimes = null;
-        } catch (err) {
-          fail(`error: environment variable ${RUNTIME_ENV} (--runtime): ${(err as Error).message}`);
-        }
-      } else if (opts["runtime"] !== undefined) {
-        try {
-          runtimes = groupRuntimeArgs(argv).map(parseRuntime);
-        } catch (err) {
-          program.error(`error: option '--runtime <words...>': ${(err as Error).message}`, { exitCode: 2 });
-        }
-      }
-      const tasks = (opts["tasks"] as string | undefined) ?? (opts["fsLocation"] as string | undefined) ?? "./tasks";
-      const config: AgentConfig = {
-        backend: backend!,
-        friendlyName: opts["friendlyName"] as string,
-        debugHost: (opts["debugHost"] as string | undefined) ?? null,
-        debugPorts: opts["debugPorts"] as AgentConfig["debugPorts"],
-        tmpdir: opts["tmpdir"] as string,
-        tasks,
-        concurrency: opts["concurrency"] as number,
-        verbose: Boolean(opts["verbose"]) || Boolean(opts["debugmode"]),
-        debugmode: Boolean(opts["debugmode"]),
-        autorestart: !opts["disableAutorestart"],
-        ssh: Boolean(opts["ssh"]),
-        runtimes,
-        poolThreads: opts["poolThreads"] as number,
-        pidsLimit: opts["pidsLimit"] as number,
-        warm: opts["warm"] as number,
-        metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
-        metricsHost: opts["metricsHost"] as string,
-      };
-      process.exitCode = await runAgent(config);
-    });
+    .addOption(envOption("--metrics-host <address>", "address the metrics server listens on").default(DEFAULT_METRICS_HOST));
+}
 
+type Fail = (message: string) => never;
+
+/** The backend from the argument, else from its variable. */
+function resolveBackend(backendArg: string | undefined, fail: Fail): string {
+  if (backendArg !== undefined) return backendArg;
+  const fromEnv = process.env[BACKEND_ENV];
+  if (fromEnv === undefined || fromEnv === "") fail(`error: missing required argument 'backend' (give it, or set ${BACKEND_ENV})`);
+  try {
+    return parseBackendAddress(fromEnv);
+  } catch (err) {
+    return fail(`error: environment variable ${BACKEND_ENV}: ${(err as Error).message}`);
+  }
+}
+
+/** commander sets a flag from its variable whatever the value: read the value here. */
+function readEnvFlags(program: Command, opts: Record<string, unknown>, fail: Fail): void {
+  for (const option of program.options) {
+    const key = option.attributeName();
+    if (option.envVar === undefined || !option.isBoolean() || program.getOptionValueSource(key) !== "env") continue;
+    try {
+      opts[key] = parseEnvBoolean(process.env[option.envVar] ?? "");
+    } catch (err) {
+      fail(`error: environment variable ${option.envVar} (${option.long}): ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The runtimes given with --runtime (or its variable), or null to detect them. */
+function readRuntimes(program: Command, argv: readonly string[], opts: Record<string, unknown>, fail: Fail): RuntimeSpec[] | null {
+  if (program.getOptionValueSource("runtime") === "env") {
+    try {
+      const runtimes = (process.env[RUNTIME_ENV] ?? "").split(",").map((g) => g.trim()).filter((g) => g !== "")
+        .map((g) => parseRuntime(g.split(/\s+/)));
+      return runtimes.length === 0 ? null : runtimes;
+    } catch (err) {
+      return fail(`error: environment variable ${RUNTIME_ENV} (--runtime): ${(err as Error).message}`);
+    }
+  }
+  if (opts["runtime"] === undefined) return null;
+  try {
+    return groupRuntimeArgs(argv).map(parseRuntime);
+  } catch (err) {
+    return program.error(`error: option '--runtime <words...>': ${(err as Error).message}`, { exitCode: 2 });
+  }
+}
+
+function agentConfig(backend: string, runtimes: RuntimeSpec[] | null, opts: Record<string, unknown>): AgentConfig {
+  const tasks = (opts["tasks"] as string | undefined) ?? (opts["fsLocation"] as string | undefined) ?? "./tasks";
+  return {
+    backend,
+    friendlyName: opts["friendlyName"] as string,
+    debugHost: (opts["debugHost"] as string | undefined) ?? null,
+    debugPorts: opts["debugPorts"] as AgentConfig["debugPorts"],
+    tmpdir: opts["tmpdir"] as string,
+    tasks,
+    concurrency: opts["concurrency"] as number,
+    verbose: Boolean(opts["verbose"]) || Boolean(opts["debugmode"]),
+    debugmode: Boolean(opts["debugmode"]),
+    autorestart: !opts["disableAutorestart"],
+    ssh: Boolean(opts["ssh"]),
+    runtimes,
+    poolThreads: opts["poolThreads"] as number,
+    pidsLimit: opts["pidsLimit"] as number,
+    warm: opts["warm"] as number,
+    metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
+    metricsHost: opts["metricsHost"] as string,
+  };
+}
+
+/** `grade`: jobs of one task on the local engine, no backend. */
+function addGradeCommand(program: Command): void {
   program
     .command("grade")
     .description("grade submissions of one task on the local Docker engine, with no backend, and print the results")
@@ -166,7 +170,28 @@ export function buildProgram(argv: readonly string[]): Command {
       // Idle keep-alive sockets to the engine must not hold the command open.
       setTimeout(() => process.exit(), 100).unref();
     });
+}
 
+export function buildProgram(argv: readonly string[]): Command {
+  const program = new Command("inginious-agent-docker");
+  program
+    .description("Start a Docker grading agent for INGInious: it connects to the backend and grades its jobs in containers.")
+    .usage("[options] [command] <backend>");
+  addAgentOptions(program)
+    .enablePositionalOptions()
+    .showHelpAfterError(false)
+    .action(async (backendArg: string | undefined, opts: Record<string, unknown>) => {
+      if (opts["fsHelp"]) {
+        process.stdout.write(FS_HELP);
+        return;
+      }
+      const fail: Fail = (message) => program.error(message, { exitCode: 2 });
+      const backend = resolveBackend(backendArg, fail);
+      readEnvFlags(program, opts, fail);
+      const runtimes = readRuntimes(program, argv, opts, fail);
+      process.exitCode = await runAgent(agentConfig(backend, runtimes, opts));
+    });
+  addGradeCommand(program);
   program.exitOverride();
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
