@@ -66,32 +66,26 @@ function summary(done: AgentJobDone, source: string): string {
   return lines.join("\n");
 }
 
-export async function runGrade(taskRef: string, o: GradeOptions): Promise<number> {
-  const log = createLogger({ verbose: o.verbose, quiet: true, destination: 2 });
-  let courseId: string | null = null;
-  let taskId: string | null = null;
-  if (taskRef !== "-") {
-    const m = /^([^/]+)\/([^/]+)$/.exec(taskRef);
-    if (!m) {
-      process.stderr.write(`error: expected COURSE/TASK (or - for a task-less job), got ${JSON.stringify(taskRef)}\n`);
-      return 2;
-    }
-    [courseId, taskId] = [m[1]!, m[2]!];
-    const dir = path.join(o.tasks, courseId, taskId);
-    if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) {
-      process.stderr.write(`error: no task folder ${dir} (is --tasks right?)\n`);
-      return 1;
-    }
+/** COURSE/TASK and its folder checked, or the exit code after saying what is wrong. */
+async function resolveTask(taskRef: string, tasks: string): Promise<{ courseId: string | null; taskId: string | null } | number> {
+  if (taskRef === "-") return { courseId: null, taskId: null };
+  const m = /^([^/]+)\/([^/]+)$/.exec(taskRef);
+  if (!m) {
+    process.stderr.write(`error: expected COURSE/TASK (or - for a task-less job), got ${JSON.stringify(taskRef)}\n`);
+    return 2;
   }
-  const sources = o.inputs.length > 0 ? o.inputs : ["(empty input)"];
-  let inputs: Record<string, unknown>[];
-  try {
-    inputs = o.inputs.length > 0 ? await Promise.all(o.inputs.map(readInput)) : [{}];
-  } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+  const [courseId, taskId] = [m[1]!, m[2]!];
+  const dir = path.join(tasks, courseId, taskId);
+  if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) {
+    process.stderr.write(`error: no task folder ${dir} (is --tasks right?)\n`);
     return 1;
   }
-  const config: AgentConfig = {
+  return { courseId, taskId };
+}
+
+/** The agent's settings for one `grade` run of `jobs` jobs: no backend, no SSH, no warm containers. */
+function gradeConfig(o: GradeOptions, jobs: number): AgentConfig {
+  return {
     backend: "local",
     friendlyName: "grade",
     debugHost: null,
@@ -104,15 +98,48 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
     autorestart: false,
     ssh: false,
     runtimes: null,
-    poolThreads: Math.min(o.concurrency, inputs.length),
+    poolThreads: Math.min(o.concurrency, jobs),
     pidsLimit: DEFAULT_PIDS_LIMIT,
     // one-off jobs: a warm container would only be made after they need it
     warm: 0,
     logDestination: 2,
   };
+}
+
+function gradeJob(jobId: string, task: { courseId: string | null; taskId: string | null }, inputdata: Record<string, unknown>, o: GradeOptions): BackendNewJob {
+  return {
+    type: "BackendNewJob",
+    job_id: jobId,
+    course_id: task.courseId,
+    task_id: task.taskId,
+    task_problems: {},
+    inputdata,
+    environment_type: o.envtype,
+    environment: o.env,
+    environment_parameters: {
+      limits: { time: o.time, hard_time: o.hardTime ?? o.time * 3, memory: o.memory },
+      network_grading: o.network,
+      run_cmd: null,
+    },
+    debug: o.debug,
+  };
+}
+
+export async function runGrade(taskRef: string, o: GradeOptions): Promise<number> {
+  const log = createLogger({ verbose: o.verbose, quiet: true, destination: 2 });
+  const task = await resolveTask(taskRef, o.tasks);
+  if (typeof task === "number") return task;
+  const sources = o.inputs.length > 0 ? o.inputs : ["(empty input)"];
+  let inputs: Record<string, unknown>[];
+  try {
+    inputs = o.inputs.length > 0 ? await Promise.all(o.inputs.map(readInput)) : [{}];
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 1;
+  }
   let agent: GradingAgent;
   try {
-    agent = await GradingAgent.start(config, log);
+    agent = await GradingAgent.start(gradeConfig(o, inputs.length), log);
   } catch (err) {
     process.stderr.write(`error: ${err instanceof AgentStartError ? err.message : (err as Error).message}\n`);
     return 1;
@@ -134,28 +161,12 @@ export async function runGrade(taskRef: string, o: GradeOptions): Promise<number
       if (results.size === inputs.length) resolve();
     };
   });
-  const onSignal = (): void => void agent.shutdown("Interrupted.");
+  const onSignal = (): void => {
+    agent.shutdown("Interrupted.").catch((err: unknown) => log.error({ err: (err as Error).message }, "failed to stop after a signal"));
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  inputs.forEach((inputdata, i) => {
-    const job: BackendNewJob = {
-      type: "BackendNewJob",
-      job_id: `grade-${process.pid}-${i}`,
-      course_id: courseId,
-      task_id: taskId,
-      task_problems: {},
-      inputdata,
-      environment_type: o.envtype,
-      environment: o.env,
-      environment_parameters: {
-        limits: { time: o.time, hard_time: o.hardTime ?? o.time * 3, memory: o.memory },
-        network_grading: o.network,
-        run_cmd: null,
-      },
-      debug: o.debug,
-    };
-    agent.onNewJob(job);
-  });
+  inputs.forEach((inputdata, i) => agent.onNewJob(gradeJob(`grade-${process.pid}-${i}`, task, inputdata, o)));
   await allDone;
   await agent.shutdown();
   process.off("SIGINT", onSignal);
