@@ -96,7 +96,7 @@ describe("self-checks", () => {
     }
   });
 
-  test("on a terminal, logs are short readable lines, not JSON", async () => {
+  test("on a terminal, logs are short readable lines, not JSON", () => {
     const tmp = tempDir("ops-tty");
     try {
       const file = path.join(tmp.path, "file");
