@@ -5,6 +5,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
+import { inspect } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Float64, pack, unpack, type Packable } from "../src/protocol/msgpack.js";
 import {
@@ -405,7 +406,7 @@ describe("decodeBackendMessage rejects bad frames", () => {
   test("debug must be true, false or \"ssh\"; the job id is kept", () => {
     for (const d of ["yes", 1, null, "SSH"] as Packable[]) {
       const e = bad(pack({ ...goodJob, debug: d }));
-      assert.equal(e.jobId, "job-9", `debug=${String(d)}`);
+      assert.equal(e.jobId, "job-9", `debug=${inspect(d)}`);
       assert.match(e.message, /debug/);
     }
     for (const d of [true, false, "ssh"] as Packable[]) {
@@ -418,7 +419,7 @@ describe("decodeBackendMessage rejects bad frames", () => {
     for (const field of ["inputdata", "task_problems", "environment_parameters"]) {
       for (const v of [[1], "x", null, Buffer.from("{}")] as Packable[]) {
         const e = bad(pack({ ...goodJob, [field]: v }));
-        assert.equal(e.jobId, "job-9", `${field}=${String(v)}`);
+        assert.equal(e.jobId, "job-9", `${field}=${inspect(v)}`);
         assert.equal(e.messageType, "BackendNewJob");
         assert.match(e.message, new RegExp(field));
       }
