@@ -6,6 +6,7 @@
 // imports included), and imports that run one way, from the command line and the daemon down to
 // protocol and config.
 import js from "@eslint/js";
+import { defineConfig } from "eslint/config";
 import { createTypeScriptImportResolver } from "eslint-import-resolver-typescript";
 import importX from "eslint-plugin-import-x";
 import tseslint from "typescript-eslint";
@@ -66,7 +67,7 @@ const layerZones = [
   },
 ];
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ["dist/", "node_modules/", "images/", "deploy/", "examples/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -86,10 +87,8 @@ export default tseslint.config(
         },
       ],
       "@typescript-eslint/no-misused-promises": "error",
-      "@typescript-eslint/no-unused-vars": [
-        "error",
-        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" },
-      ],
+      // `const { field: _f, ...rest } = v` is how a field is left out of a copy.
+      "@typescript-eslint/no-unused-vars": ["error", { ignoreRestSiblings: true }],
     },
   },
   {
