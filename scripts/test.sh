@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine of this kind (Debian, as root): a Docker engine,
-# the local grading images, the npm dependencies, the build, then node's test runner.
+# the local grading images, the npm dependencies, the lint, the build, then node's test runner.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,6 +19,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 else
   echo "up to date"
 fi
+
+step "lint"
+npm run lint
 
 step "tests"
 npm test

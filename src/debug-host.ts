@@ -22,6 +22,6 @@ export function detectDebugHost(): string | null {
   }
   const nets = os.networkInterfaces();
   const candidates = iface !== null ? nets[iface] ?? [] : Object.values(nets).flat().filter((n) => n !== undefined);
-  const v4 = candidates.find((n) => n!.family === "IPv4" && !n!.internal);
+  const v4 = candidates.find((n) => n.family === "IPv4" && !n.internal);
   return v4?.address ?? null;
 }

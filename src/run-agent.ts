@@ -35,7 +35,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   try {
     agent = await GradingAgent.start(config, log);
   } catch (err) {
-    const message = err instanceof AgentStartError ? err.message : `failed to start: ${(err as Error).stack ?? err}`;
+    const message = err instanceof AgentStartError ? err.message : `failed to start: ${(err as Error).stack ?? String(err)}`;
     log.fatal(message);
     return 1;
   }

@@ -201,7 +201,8 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
         const until = Math.ceil(Date.now() / 1000) + 1;
         const events = await new Promise<string>((resolve, reject) => {
           docker.getEvents({ since, until, filters: { type: ["container"], event: ["create"], label: [`${LABEL_JOB}=pool-1`] } }, (err, stream) => {
-            if (err || !stream) return reject(err ?? new Error("no event stream"));
+            if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+            if (!stream) return reject(new Error("no event stream"));
             let text = "";
             stream.on("data", (c: Buffer) => (text += c.toString()));
             stream.on("end", () => resolve(text));

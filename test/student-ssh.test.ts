@@ -26,7 +26,10 @@ function banner(port: number): Promise<string> {
     sock.setTimeout(5000, () => (sock.destroy(), reject(new Error("no banner within 5 s"))));
     sock.on("data", (c) => {
       data += c.toString();
-      if (data.includes("\n")) (sock.destroy(), resolve(data.trim()));
+      if (data.includes("\n")) {
+        sock.destroy();
+        resolve(data.trim());
+      }
     });
     sock.on("error", reject);
   });

@@ -47,7 +47,7 @@ function normalise(msgs: ContainerMessage[]): unknown {
   const open = msgs.map((m) => (m["result"] instanceof Uint8Array ? { ...m, result: unpack(m["result"]) } : m));
   return JSON.parse(JSON.stringify(open));
 }
-const expected = normalise([msgA, msgB, msgC] as unknown as ContainerMessage[]);
+const expected = normalise([msgA, msgB, msgC]);
 
 describe("ContainerStreamDecoder", () => {
   test("whole stream in one chunk gives every message in order", () => {
@@ -207,7 +207,7 @@ describe("ContainerStreamDecoder", () => {
 
   test("a message that is not a map, or has no string type, is an error", () => {
     for (const v of [[1, 2], "result", 5, { kind: "result" }, { type: 3 }]) {
-      const body = pack(v as never);
+      const body = pack(v);
       assert.throws(() => decodeContainerMessage(body), ContainerStreamError, JSON.stringify(v));
     }
   });

@@ -18,7 +18,9 @@ test("INGINIOUS_AGENT_MAIN_NICE chooses the main thread's nice value; bad values
 });
 
 /** Runs the priority change in a fresh process; returns what it said and every thread's nice value after. */
-function inChild(nice: number): { change: { kind: string; nice: number; threads?: number; reason?: string }; nices: number[]; workerNice: number } {
+interface ChildReport { change: { kind: string; nice: number; threads?: number; reason?: string }; nices: number[]; workerNice: number }
+
+function inChild(nice: number): ChildReport {
   const script = `
     import { raiseMainThreadPriority } from ${JSON.stringify(MODULE)};
     import { readdirSync, readFileSync } from "node:fs";
@@ -31,7 +33,7 @@ function inChild(nice: number): { change: { kind: string; nice: number; threads?
     await w.terminate();
     console.log(JSON.stringify({ change, nices, workerNice }));
   `;
-  return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" }));
+  return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })) as ChildReport;
 }
 
 test("raising the priority reaches every thread of the process and the threads it starts after", (t) => {

@@ -5,6 +5,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
+import { inspect } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Float64, pack, Packed, unpack, type Packable } from "../src/protocol/msgpack.js";
 import {
@@ -30,7 +31,7 @@ function fromJson(v: unknown): unknown {
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
     if (keys.length === 1 && keys[0] === "$bytes_b64") return Buffer.from(o["$bytes_b64"] as string, "base64");
-    if (keys.length === 1 && keys[0] === "$float") return o["$float"] as number;
+    if (keys.length === 1 && keys[0] === "$float") return o["$float"];
     if (keys.length === 1 && keys[0] === "$map") {
       return new Map((o["$map"] as [unknown, unknown][]).map(([k, x]) => [fromJson(k), fromJson(x)]));
     }
@@ -412,7 +413,7 @@ describe("decodeBackendMessage rejects bad frames", () => {
   test("debug must be true, false or \"ssh\"; the job id is kept", () => {
     for (const d of ["yes", 1, null, "SSH"] as Packable[]) {
       const e = bad(pack({ ...goodJob, debug: d }));
-      assert.equal(e.jobId, "job-9", `debug=${String(d)}`);
+      assert.equal(e.jobId, "job-9", `debug=${inspect(d)}`);
       assert.match(e.message, /debug/);
     }
     for (const d of [true, false, "ssh"] as Packable[]) {
@@ -425,7 +426,7 @@ describe("decodeBackendMessage rejects bad frames", () => {
     for (const field of ["inputdata", "task_problems", "environment_parameters"]) {
       for (const v of [[1], "x", null, Buffer.from("{}")] as Packable[]) {
         const e = bad(pack({ ...goodJob, [field]: v }));
-        assert.equal(e.jobId, "job-9", `${field}=${String(v)}`);
+        assert.equal(e.jobId, "job-9", `${field}=${inspect(v)}`);
         assert.equal(e.messageType, "BackendNewJob");
         assert.match(e.message, new RegExp(field));
       }

@@ -22,8 +22,8 @@ export function parseContainerEvent(value: unknown): ContainerEvent | null {
   const type = v["Type"] ?? v["type"];
   if (type !== undefined && type !== "container") return null;
   const actor = (v["Actor"] ?? {}) as Record<string, unknown>;
-  const id = (actor["ID"] ?? v["id"]) as unknown;
-  const action = (v["Action"] ?? v["status"]) as unknown;
+  const id = actor["ID"] ?? v["id"];
+  const action = v["Action"] ?? v["status"];
   if (typeof id !== "string" || typeof action !== "string") return null;
   const nano = v["timeNano"];
   const secs = v["time"];
@@ -82,7 +82,7 @@ export class DockerEventWatcher extends EventEmitter<DockerEventsEvents> {
           filters: { type: ["container"], event: ["oom", "die"], label: [`${LABEL_AGENT}=${this.agent}`] },
         };
         if (this.lastSeenNano > 0n) opts["since"] = (Number(this.lastSeenNano / 1_000_000n) / 1000).toFixed(3);
-        const stream = (await this.docker.getEvents(opts)) as unknown as NodeJS.ReadableStream;
+        const stream = await this.docker.getEvents(opts);
         this.stream = stream;
         this.alive = true;
         this.log.info({ resumed: this.restarts > 0 }, "docker event stream started");

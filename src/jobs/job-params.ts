@@ -48,6 +48,6 @@ export function parseJobParameters(params: Record<string, unknown>): JobParamete
   return {
     limits: { time, hardTime, memoryMb, diskMb },
     networkGrading: Boolean(params["network_grading"]),
-    runCmd: (runCmd as string | null | undefined) ?? null,
+    runCmd: runCmd ?? null,
   };
 }

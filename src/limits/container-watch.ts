@@ -64,7 +64,7 @@ export function watchLimits(
   const openStats = (): void => void container
     .stats({ stream: true })
     .then((stream) => {
-      statsStream = stream as unknown as NodeJS.ReadableStream;
+      statsStream = stream;
       if (stopped) {
         (statsStream as unknown as { destroy(): void }).destroy();
         return;

@@ -246,7 +246,7 @@ export async function probeHostPath(docker: Docker, tmpdir: string, image: strin
       return hostPathVerdict(tmpdir, { error: text });
     }
     try {
-      const stream = (await container.getArchive({ path: `/inginious-agent-probe/${name}` })) as NodeJS.ReadableStream;
+      const stream = await container.getArchive({ path: `/inginious-agent-probe/${name}` });
       stream.resume();
       await new Promise<void>((resolve) => {
         stream.on("end", resolve);
