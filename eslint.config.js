@@ -15,14 +15,15 @@ import noTypeCircle from "./scripts/lint/no-type-circle.js";
 const root = import.meta.dirname;
 
 // The layers, top to bottom. A module may import from its own layer and from the layers below it.
-const commandLine = ["src/cli.ts", "src/run-agent.ts", "src/grade.ts"];
+// src/course/ is the local mode's `grade` and `test`: commands that start an agent of their own.
+const commandLine = ["src/cli.ts", "src/run-agent.ts", "src/grade.ts", "src/course"];
 // The daemon's core and what talks to the outside: the backend link and the operator's endpoints.
 const daemon = ["src/agent.ts", "src/link", "src/ops/ops.ts", "src/ops/metrics.ts"];
 // The building blocks the core assembles and the pool threads use: every other module of src/
 // but the bottom layer (globs, so that a new module is a building block until listed above).
 const blocks = [
   "src/!(cli|run-agent|grade|agent|config).ts",
-  "src/!(link|ops|protocol)/**",
+  "src/!(link|ops|protocol|course)/**",
   "src/ops/!(ops|metrics).ts",
 ];
 // The bottom: pure codecs and checks, and the settings.

@@ -102,7 +102,7 @@ export async function floorJob(o: FloorOptions): Promise<FloorJob> {
     lap("create");
     const stream = (await container.attach({
       stream: true, stdin: true, stdout: true, stderr: false, hijack: true,
-    })) as NodeJS.ReadWriteStream;
+    }));
     stream.on("error", () => {});
     await container.start();
     lap("start");

@@ -81,11 +81,7 @@ export function peek(buf: Uint8Array, bigAt = 4096): unknown {
       case 0xd1: need(2); pos += 2; return view.getInt16(pos - 2);
       case 0xd2: need(4); pos += 4; return view.getInt32(pos - 4);
       case 0xd3: need(8); pos += 8; return Number(view.getBigInt64(pos - 8));
-      case 0xd4: return ext(1);
-      case 0xd5: return ext(2);
-      case 0xd6: return ext(4);
-      case 0xd7: return ext(8);
-      case 0xd8: return ext(16);
+      case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: return ext(1 << (b - 0xd4)); // fixext 1 to 16
       case 0xd9: return blob("str", u8());
       case 0xda: return blob("str", u16());
       case 0xdb: return blob("str", u32());

@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     return opts.strict && results.targets.some((t) => t.met === false) ? 3 : 0;
   } catch (err) {
     if (session.stopping) log("interrupted");
-    else process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    else process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   } finally {
     await session.cleanup();

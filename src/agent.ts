@@ -31,7 +31,7 @@ import { JobRegistry } from "./jobs/registry.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
 import { MemoryBudget, hostMemoryMb, memoryAdvice, usableMemoryMb } from "./limits/memory-budget.js";
 import { PortPool } from "./limits/port-pool.js";
-import { Outbox, type LinkedCore } from "./link/outbox.js";
+import { Outbox, type LinkedCore } from "./jobs/outbox.js";
 import type { Logger } from "./log.js";
 import type { AgentHello, BackendKillJob, BackendNewJob, BadFrameError, Environments } from "./protocol/messages.js";
 import { dockerAddress, dockerUnreachableMessage, gradingImageAdvice } from "./ops/self-checks.js";

@@ -147,66 +147,7 @@ export function buildProgram(argv: readonly string[]): Command {
         process.stdout.write(FS_HELP);
         return;
       }
-      const fail = (message: string): never => program.error(message, { exitCode: 2 });
-      let backend = backendArg;
-      if (backend === undefined) {
-        const fromEnv = process.env[BACKEND_ENV];
-        if (fromEnv === undefined || fromEnv === "") fail(`error: missing required argument 'backend' (give it, or set ${BACKEND_ENV})`);
-        try {
-          backend = parseBackendAddress(fromEnv!);
-        } catch (err) {
-          fail(`error: environment variable ${BACKEND_ENV}: ${(err as Error).message}`);
-        }
-      }
-      // commander sets a flag from its variable whatever the value: read the value here.
-      for (const option of program.options) {
-        const key = option.attributeName();
-        if (option.envVar === undefined || !option.isBoolean() || program.getOptionValueSource(key) !== "env") continue;
-        try {
-          opts[key] = parseEnvBoolean(process.env[option.envVar] ?? "");
-        } catch (err) {
-          fail(`error: environment variable ${option.envVar} (${option.long}): ${(err as Error).message}`);
-        }
-      }
-      let runtimes = null;
-      if (program.getOptionValueSource("runtime") === "env") {
-        try {
-          runtimes = (process.env[RUNTIME_ENV] ?? "").split(",").map((g) => g.trim()).filter((g) => g !== "")
-            .map((g) => parseRuntime(g.split(/\s+/)));
-          if (runtimes.length === 0) runtimes = null;
-        } catch (err) {
-          fail(`error: environment variable ${RUNTIME_ENV} (--runtime): ${(err as Error).message}`);
-        }
-      } else if (opts["runtime"] !== undefined) {
-        try {
-          runtimes = groupRuntimeArgs(argv).map(parseRuntime);
-        } catch (err) {
-          program.error(`error: option '--runtime <words...>': ${(err as Error).message}`, { exitCode: 2 });
-        }
-      }
-      const tasks = (opts["tasks"] as string | undefined) ?? (opts["fsLocation"] as string | undefined) ?? "./tasks";
-      const config: AgentConfig = {
-        backend: backend!,
-        friendlyName: opts["friendlyName"] as string,
-        debugHost: (opts["debugHost"] as string | undefined) ?? null,
-        debugPorts: opts["debugPorts"] as AgentConfig["debugPorts"],
-        tmpdir: opts["tmpdir"] as string,
-        tasks,
-        concurrency: opts["concurrency"] as number,
-        verbose: Boolean(opts["verbose"]) || Boolean(opts["debugmode"]),
-        debugmode: Boolean(opts["debugmode"]),
-        autorestart: !opts["disableAutorestart"],
-        diskLimit: !opts["disableDiskLimit"],
-        ssh: Boolean(opts["ssh"]),
-        runtimes,
-        poolThreads: opts["poolThreads"] as number,
-        pidsLimit: opts["pidsLimit"] as number,
-        warm: opts["warm"] as number,
-        memoryReserveMb: (opts["memoryReserve"] as number | undefined) ?? null,
-        metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
-        metricsHost: opts["metricsHost"] as string,
-      };
-      process.exitCode = await runAgent(config);
+      process.exitCode = await runAgent(daemonConfig(program, argv, backendArg, opts));
     });
 
   addGradeCommand(program);
@@ -216,6 +157,80 @@ export function buildProgram(argv: readonly string[]): Command {
   return program;
 }
 
+/** The daemon's configuration from its parsed options and their environment variables; exits 2 on a bad value. */
+function daemonConfig(program: Command, argv: readonly string[], backendArg: string | undefined, opts: Record<string, unknown>): AgentConfig {
+  const fail = (message: string): never => program.error(message, { exitCode: 2 });
+  let backend = backendArg;
+  if (backend === undefined) {
+    const fromEnv = process.env[BACKEND_ENV];
+    if (fromEnv === undefined || fromEnv === "") fail(`error: missing required argument 'backend' (give it, or set ${BACKEND_ENV})`);
+    try {
+      backend = parseBackendAddress(fromEnv!);
+    } catch (err) {
+      fail(`error: environment variable ${BACKEND_ENV}: ${(err as Error).message}`);
+    }
+  }
+  readEnvBooleans(program, opts, fail);
+  const runtimes = runtimesFrom(program, argv, opts, fail);
+  const tasks = (opts["tasks"] as string | undefined) ?? (opts["fsLocation"] as string | undefined) ?? "./tasks";
+  const config: AgentConfig = {
+    backend: backend!,
+    friendlyName: opts["friendlyName"] as string,
+    debugHost: (opts["debugHost"] as string | undefined) ?? null,
+    debugPorts: opts["debugPorts"] as AgentConfig["debugPorts"],
+    tmpdir: opts["tmpdir"] as string,
+    tasks,
+    concurrency: opts["concurrency"] as number,
+    verbose: Boolean(opts["verbose"]) || Boolean(opts["debugmode"]),
+    debugmode: Boolean(opts["debugmode"]),
+    autorestart: !opts["disableAutorestart"],
+    diskLimit: !opts["disableDiskLimit"],
+    ssh: Boolean(opts["ssh"]),
+    runtimes,
+    poolThreads: opts["poolThreads"] as number,
+    pidsLimit: opts["pidsLimit"] as number,
+    warm: opts["warm"] as number,
+    memoryReserveMb: (opts["memoryReserve"] as number | undefined) ?? null,
+    metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
+    metricsHost: opts["metricsHost"] as string,
+  };
+  return config;
+}
+
+/** commander sets a flag from its variable whatever the value: the value is read here. */
+function readEnvBooleans(program: Command, opts: Record<string, unknown>, fail: (message: string) => never): void {
+  for (const option of program.options) {
+    const key = option.attributeName();
+    if (option.envVar === undefined || !option.isBoolean() || program.getOptionValueSource(key) !== "env") continue;
+    try {
+      opts[key] = parseEnvBoolean(process.env[option.envVar] ?? "");
+    } catch (err) {
+      fail(`error: environment variable ${option.envVar} (${option.long}): ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The runtimes named by --runtime (or its variable), or null to detect them. */
+function runtimesFrom(
+  program: Command, argv: readonly string[], opts: Record<string, unknown>, fail: (message: string) => never,
+): AgentConfig["runtimes"] {
+  if (program.getOptionValueSource("runtime") === "env") {
+    try {
+      const runtimes = (process.env[RUNTIME_ENV] ?? "").split(",").map((g) => g.trim()).filter((g) => g !== "")
+        .map((g) => parseRuntime(g.split(/\s+/)));
+      return runtimes.length === 0 ? null : runtimes;
+    } catch (err) {
+      return fail(`error: environment variable ${RUNTIME_ENV} (--runtime): ${(err as Error).message}`);
+    }
+  }
+  if (opts["runtime"] === undefined) return null;
+  try {
+    return groupRuntimeArgs(argv).map(parseRuntime);
+  } catch (err) {
+    return fail(`error: option '--runtime <words...>': ${(err as Error).message}`);
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv.includes("--fs-help")) {
     process.stdout.write(FS_HELP);
@@ -223,7 +238,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const program = buildProgram(argv);
   try {
-    await program.parseAsync(argv as string[], { from: "user" });
+    await program.parseAsync(argv, { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
       const ok = ["commander.helpDisplayed", "commander.help", "commander.version"].includes(err.code);

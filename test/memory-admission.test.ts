@@ -24,7 +24,7 @@ interface EngineEvent {
 async function containerEvents(tmpdir: string, since: number, until: number): Promise<EngineEvent[]> {
   const stream = (await docker.getEvents({
     since, until, filters: { type: ["container"], event: ["start", "die"], label: [`${LABEL_AGENT}=${agentId(tmpdir)}`] },
-  })) as NodeJS.ReadableStream;
+  }));
   let text = "";
   for await (const chunk of stream) text += chunk.toString();
   return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as EngineEvent);

@@ -86,7 +86,7 @@ describe("task.yaml: YAML 1.1, as PyYAML's SafeLoader", () => {
   test("!!binary gives bytes; 010 is octal; a repeated key keeps its last value; << merges", () => {
     const v = parseYaml("f: !!binary aGVsbG8=\no: 010\nk: 1\nk: 2\nbase: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n", FILE) as Record<string, unknown>;
     assert.ok(v["f"] instanceof Uint8Array);
-    assert.equal(Buffer.from(v["f"] as Uint8Array).toString(), "hello");
+    assert.equal(Buffer.from(v["f"]).toString(), "hello");
     assert.equal(v["o"], 8);
     assert.equal(v["k"], 2);
     assert.deepEqual(v["m"], { x: 1, y: 2 });

@@ -22,7 +22,7 @@ test("clampTimerMs keeps delays Node honours and clamps the rest", () => {
 
 test("a wall limit of 30 days does not kill the container at once", async () => {
   let kills = 0;
-  const container = { kill: async () => void kills++, stats: async () => { throw new Error("no stats here"); } } as unknown as Docker.Container;
+  const container = { kill: () => Promise.resolve(void kills++), stats: () => Promise.reject(new Error("no stats here")) } as unknown as Docker.Container;
   const watch = watchLimits(container, { cpuSeconds: 30 * 86400, wallSeconds: 30 * 86400, statsDelayMs: 30 * DAY_MS }, pino({ level: "silent" }));
   // An overflowed timer fires after 1 ms: long before this one.
   await tick(100);
@@ -33,7 +33,7 @@ test("a wall limit of 30 days does not kill the container at once", async () => 
 
 test("a short wall limit still kills", async () => {
   let kills = 0;
-  const container = { kill: async () => void kills++ } as unknown as Docker.Container;
+  const container = { kill: () => Promise.resolve(void kills++) } as unknown as Docker.Container;
   const watch = watchLimits(container, { cpuSeconds: 30, wallSeconds: 0.01, statsDelayMs: 30 * DAY_MS }, pino({ level: "silent" }));
   while (watch.exceeded === null) await tick(5);
   watch.stop();
@@ -60,8 +60,8 @@ test("withDeadline: a call that never answers rejects with the call's name, and 
 
 test("withDeadline: answers and errors pass through, and the signal is not aborted", async () => {
   let signal: AbortSignal | null = null;
-  assert.equal(await withDeadline("inspect", 1000, async (s) => ((signal = s), 42)), 42);
-  await assert.rejects(withDeadline("remove", 1000, async () => { throw new Error("no such container"); }), /no such container/);
+  assert.equal(await withDeadline("inspect", 1000, (s) => ((signal = s), Promise.resolve(42))), 42);
+  await assert.rejects(withDeadline("remove", 1000, () => Promise.reject(new Error("no such container"))), /no such container/);
   await tick(10);
   assert.equal(signal!.aborted, false);
 });

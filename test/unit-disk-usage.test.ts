@@ -82,10 +82,10 @@ describe("watchDisk pacing", () => {
     return {
       calls,
       now: () => clock,
-      usage: async () => {
+      usage: (): Promise<number> => {
         calls.push(clock);
         clock += walkMs;
-        return bytes();
+        return Promise.resolve(bytes());
       },
     };
   }
@@ -118,6 +118,23 @@ describe("watchDisk pacing", () => {
     const w = watchDisk(() => [], MB, () => {}, { usage: walk.usage, now: walk.now });
     for (let i = 0; i < 4; i++) await tick(250);
     assert.equal(walk.calls.length, 4);
+    w.stop();
+  });
+
+  test("a walk that throws is reported to onError and the next walk runs as usual", async () => {
+    mock.timers.enable({ apis: ["setTimeout"] });
+    const walk = fakeWalk(1, () => 0);
+    let asked = 0;
+    const roots = (): string[] => {
+      if (++asked === 1) throw new Error("no roots yet");
+      return [];
+    };
+    const errors: string[] = [];
+    const w = watchDisk(roots, MB, () => {}, { usage: walk.usage, now: walk.now, onError: (e) => errors.push(e.message) });
+    await tick(250);
+    assert.deepEqual(errors, ["no roots yet"]);
+    await tick(250);
+    assert.equal(walk.calls.length, 1, "the walk after the failed one ran");
     w.stop();
   });
 

@@ -159,7 +159,7 @@ const run = (over: Partial<RunFacts> = {}): RunFacts => ({
   rawResult: pack({ result: "success", text: "fine", grade: 80, state: "s2", stdout: "o" }), ...over,
 });
 
-describe("runOutcome (the worker's part of the precedence)", async () => {
+describe("runOutcome (the worker's part of the precedence)", () => {
   test("a readable result is checked and encoded as the job's AgentJobDone", async () => {
     const o = await runOutcome(run({ timeout: true }));
     assert.equal(o.kind, "encoded-result");

@@ -23,7 +23,7 @@ import {
   HOST_MEMORY_ENV, MemoryBudget, WARM_GROUP, defaultReserveMb, hostMemoryMb, memoryAdvice, usableMemoryMb,
 } from "../src/limits/memory-budget.js";
 import { PortPool } from "../src/limits/port-pool.js";
-import { Outbox } from "../src/link/outbox.js";
+import { Outbox } from "../src/jobs/outbox.js";
 import type { BackendNewJob } from "../src/protocol/messages.js";
 
 describe("memory budget", () => {

@@ -70,7 +70,7 @@ function asUnprivileged(expr: string, root: string): { value: unknown; logs: str
   const argv = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...node] : node;
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
   assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return JSON.parse(r.stdout) as { value: unknown; logs: string[] };
 }
 
 /** A temp tree that another user may read (mkdtemp makes it 0700). */
@@ -260,7 +260,7 @@ describe("the start-up check", () => {
     const t = tempDir("cgv2-tmp");
     try {
       const { log, lines } = recorder();
-      const docker = { info: async () => info } as unknown as Docker;
+      const docker = { info: () => Promise.resolve(info) } as unknown as Docker;
       const found = await runStartChecks({ tmpdir: t.path, tasks: t.path }, docker, log, { probeHostPath: false, cgroupRoot });
       return { found, lines };
     } finally {

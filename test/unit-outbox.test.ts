@@ -4,7 +4,7 @@
  */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { Outbox } from "../src/link/outbox.js";
+import { Outbox } from "../src/jobs/outbox.js";
 import type { OutgoingMessage } from "../src/protocol/messages.js";
 
 const started = (id: string): OutgoingMessage => ({ type: "AgentJobStarted", job_id: id });
@@ -30,7 +30,7 @@ describe("Outbox", () => {
     outbox.attach(sink);
     await outbox.withoutSending(async () => {
       outbox.send(started("muted-1"));
-      await outbox.withoutSending(async () => outbox.send(started("muted-2")));
+      await outbox.withoutSending(() => Promise.resolve(outbox.send(started("muted-2"))));
       outbox.send(started("muted-3"));
       outbox.attach(sink);
       await new Promise((r) => setImmediate(r));
@@ -44,8 +44,8 @@ describe("Outbox", () => {
     const outbox = new Outbox();
     const got: string[] = [];
     outbox.attach((m) => void got.push((m as { job_id: string }).job_id));
-    await assert.rejects(outbox.withoutSending(async () => {
-      throw new Error("boom");
+    await assert.rejects(outbox.withoutSending(() => {
+      return Promise.reject(new Error("boom"));
     }), /boom/);
     outbox.send(started("after"));
     assert.deepEqual(got, ["after"]);

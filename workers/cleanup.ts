@@ -36,7 +36,7 @@ async function removeKnown(ctx: JobContext): Promise<boolean> {
   const students = await Promise.all([...ctx.students.values()].map((run) => {
     if (run.id !== null) return removeStudent(ctx, ctx.docker.getContainer(run.id), run);
     releaseStudentPorts(ctx, run);
-    return true;
+    return Promise.resolve(true);
   }));
   const grading = ctx.grading === null || (await removeContainer(ctx, ctx.grading.id, "grading"));
   if (grading) ctx.grading = null;

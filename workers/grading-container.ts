@@ -51,9 +51,9 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
   log.debug("created grading container");
   if (!(await ctx.api.containerCreated(t.jobId, container.id, "grading"))) return KILLED_BEFORE_START;
   try {
-    const stream = (await engineCall(ctx, "attach", (abortSignal) => container.attach({
+    const stream = await engineCall(ctx, "attach", (abortSignal): Promise<NodeJS.ReadWriteStream> => container.attach({
       ...ATTACH_OPTIONS, abortSignal,
-    }))) as NodeJS.ReadWriteStream;
+    }));
     ctx.stdin = stream;
     await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, t, log); // before the `start` message: the image checks it

@@ -10,7 +10,7 @@ import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
 import { waitDeadlineMs } from "../src/docker/deadline.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
-import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
+import { watchLimits } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
 import { collectResult, runOutcome } from "../src/jobs/outcome.js";
 import type { GradingOutcome, JobTask } from "../src/jobs/job-task.js";

@@ -113,5 +113,5 @@ export function writeToGrading(ctx: JobContext, message: { type: string } & Reco
 
 /** Kills every student container of the job that exists (without waiting for their runs). */
 export function killStudents(ctx: JobContext): Promise<unknown> {
-  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? null : killContainer(ctx, run.id))));
+  return Promise.all([...ctx.students.values()].map((run) => (run.id === null ? Promise.resolve() : killContainer(ctx, run.id))));
 }

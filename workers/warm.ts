@@ -35,7 +35,7 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const engine = Promise.all([
     engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => i.State?.Running === true, () => false),
     settle(engineCall(ctx, "attach", (abortSignal) => container.attach({ ...ATTACH_OPTIONS, abortSignal }) as Promise<Duplex>)),
-    warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal) => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
+    warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
   ]);
   ctx.grading = container;
   ctx.paths = jobPaths(t.jobDir);
@@ -108,7 +108,7 @@ async function engineCpuNs(container: Docker.Container): Promise<number> {
 
 /** Makes a warm container: its directory, then create and start; on probation, it must still run after settleMs. */
 export async function createWarm(docker: Docker, log: Logger, task: WarmTask): Promise<WarmCreated> {
-  const paths = await prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
+  const paths = prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
   let container: Docker.Container | null = null;
   try {
     const spec = gradingContainerSpec(task, paths, task.memoryMb, {}, false);

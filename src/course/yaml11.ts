@@ -20,7 +20,7 @@ const PYYAML_TESTS: Array<{ tag: string; matches: (t: ScalarTag) => boolean; tes
 function pyyamlTags(tags: Tags): Tags {
   return tags.map((t) => {
     if (typeof t !== "object" || !("test" in t) || t.test === undefined) return t;
-    const scalar = t as ScalarTag;
+    const scalar = t;
     const rule = PYYAML_TESTS.find((r) => scalar.tag === r.tag && r.matches(scalar));
     return rule === undefined ? t : { ...scalar, test: rule.test };
   });

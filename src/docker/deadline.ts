@@ -52,7 +52,7 @@ export function withDeadline<T>(call: string, ms: number, run: (signal: AbortSig
     }, limit);
     run(abort.signal).then(
       (v) => (clearTimeout(timer), resolve(v)),
-      (err: unknown) => (clearTimeout(timer), reject(err)),
+      (err: unknown) => (clearTimeout(timer), reject(err instanceof Error ? err : new Error(String(err)))),
     );
   });
 }

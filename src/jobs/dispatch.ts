@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Piscina } from "piscina";
-import type { Outbox } from "../link/outbox.js";
+import type { Outbox } from "./outbox.js";
 import type { Logger } from "../log.js";
 import type { BackendNewJob } from "../protocol/messages.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";

@@ -12,7 +12,7 @@ import type Docker from "dockerode";
 import { killQuietly, removeQuietly } from "../docker/engine.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
-import type { Outbox } from "../link/outbox.js";
+import type { Outbox } from "./outbox.js";
 import type { Logger } from "../log.js";
 import type { AgentJobDone, BackendKillJob, BadFrameError, EncodedJobDone } from "../protocol/messages.js";
 import { Job, RecentJobs } from "./job.js";

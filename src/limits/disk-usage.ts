@@ -74,17 +74,24 @@ export interface DiskWatchOptions {
   usage?: typeof diskUsage;
   /** Milliseconds, for timing walks (tests give their own). */
   now?: () => number;
+  /** Told of a walk (or an `onExceeded`) that threw; the next walk runs as usual. */
+  onError?: (err: Error) => void;
+}
+
+function warnPollFailed(err: Error): void {
+  process.emitWarning(`disk usage poll failed: ${err.message}`);
 }
 
 /**
  * Walks `roots()` again and again, paced by nextDiskPollMs (the first walk after `baseMs`);
- * calls `onExceeded` once when over `limitBytes`, then stops.
+ * calls `onExceeded` once when over `limitBytes`, then stops. A walk that throws is reported to
+ * `onError` and the next one runs as usual.
  */
 export function watchDisk(
   roots: () => string[],
   limitBytes: number,
   onExceeded: (bytes: number) => void,
-  { baseMs = DISK_POLL_BASE_MS, usage = diskUsage, now = () => performance.now() }: DiskWatchOptions = {},
+  { baseMs = DISK_POLL_BASE_MS, usage = diskUsage, now = () => performance.now(), onError = warnPollFailed }: DiskWatchOptions = {},
 ): DiskWatch {
   let exceeded = false;
   let stopped = false;
@@ -97,7 +104,8 @@ export function watchDisk(
   };
   const poll = (): void => {
     const started = now();
-    usage(roots(), limitBytes)
+    Promise.resolve()
+      .then(() => usage(roots(), limitBytes))
       .then((bytes) => {
         peak = Math.max(peak, bytes);
         if (bytes > limitBytes && !exceeded && !stopped) {
@@ -105,6 +113,7 @@ export function watchDisk(
           onExceeded(bytes);
         }
       })
+      .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))))
       .finally(() => schedule(nextDiskPollMs(now() - started, baseMs)));
   };
   schedule(baseMs);

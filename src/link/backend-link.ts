@@ -8,7 +8,7 @@ import type { Logger } from "../log.js";
 import {
   BadFrameError, decodeBackendMessage, encodeOutgoing, type OutgoingMessage,
 } from "../protocol/messages.js";
-import type { LinkedCore } from "./outbox.js";
+import type { LinkedCore } from "../jobs/outbox.js";
 import { SendQueue } from "./send-queue.js";
 
 export interface LinkOptions {

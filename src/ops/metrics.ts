@@ -51,9 +51,10 @@ export interface MetricsSources {
 
 export interface AgentMetrics {
   registry: Registry;
-  dockerError(report: DockerErrorReport): void;
+  /** Counts a failed engine call (a plain function: handed to the engine client as it is). */
+  dockerError: (report: DockerErrorReport) => void;
   /** Seconds between reading a Ping and queueing its Pong. */
-  pingAnswered(seconds: number): void;
+  pingAnswered: (seconds: number) => void;
   /** Stops listening to the agent. */
   close(): void;
 }
@@ -73,7 +74,6 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
 
 export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   const registry = new Registry();
-  const startedAt = performance.now();
   // process_* (CPU, memory, file descriptors) and nodejs_* metrics, among them the event-loop
   // delay from a perf_hooks histogram: nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds,
   // measured since the previous scrape.
@@ -84,6 +84,21 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     labelNames: ["version", "agent", "friendly_name"], registers: [registry],
   }).set(src.info, 1);
 
+  const stopJobMetrics = jobMetrics(registry, src);
+  capacityMetrics(registry, src);
+  const dockerErrors = dockerMetrics(registry, src);
+  const ping = backendMetrics(registry, src);
+
+  return {
+    registry,
+    dockerError: (r) => dockerErrors.inc({ call: r.call, status: r.status }),
+    pingAnswered: (seconds) => ping.observe(seconds),
+    close: stopJobMetrics,
+  };
+}
+
+/** Jobs ended, their durations and phases; returns what stops listening to the agent. */
+function jobMetrics(registry: Registry, src: MetricsSources): () => void {
   const jobs = new Counter({
     name: `${METRIC_PREFIX}jobs_total`, help: "Jobs ended, by result as sent to the backend (refused jobs count as crash).",
     labelNames: ["result"], registers: [registry],
@@ -118,6 +133,14 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
   };
   src.observed.on("jobCleanedUp", onCleanedUp);
 
+  return () => {
+    src.observed.off("jobClosed", onClosed);
+    src.observed.off("jobCleanedUp", onCleanedUp);
+  };
+}
+
+/** Slots, queue, warm containers and memory: what the agent can take on now. */
+function capacityMetrics(registry: Registry, src: MetricsSources): void {
   new Gauge({
     name: `${METRIC_PREFIX}job_slots`, help: "Jobs this agent runs at once (--concurrency, announced as available_job_slots).",
     registers: [registry], collect() { this.set(src.concurrency); },
@@ -155,7 +178,10 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     name: `${METRIC_PREFIX}free_slots`, help: "Job slots not taken by a running job.",
     registers: [registry], collect() { this.set(Math.max(0, src.concurrency - src.runningJobs())); },
   });
+}
 
+/** The engine: failed calls, whether it answers, its event stream; returns the failed-call counter. */
+function dockerMetrics(registry: Registry, src: MetricsSources): Counter {
   const dockerErrors = new Counter({
     name: `${METRIC_PREFIX}docker_errors_total`,
     help: "Failed Docker API calls, by call (ids replaced by {id}) and status (HTTP status or socket error code). Includes answers the agent treats as fine, such as 404 when removing a container already gone.",
@@ -170,10 +196,15 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     registers: [registry], collect() { this.set(src.dockerEventsAlive() ? 1 : 0); },
   });
   mirrorCounter(registry, `${METRIC_PREFIX}docker_event_stream_restarts_total`,
-    "Times the engine's event stream ended and was opened again.", src.dockerEventRestarts);
+    "Times the engine's event stream ended and was opened again.", () => src.dockerEventRestarts());
+  return dockerErrors;
+}
 
+/** The backend link: reconnections, silence, and the Ping to Pong delay; returns that histogram. */
+function backendMetrics(registry: Registry, src: MetricsSources): Histogram {
+  const startedAt = performance.now();
   mirrorCounter(registry, `${METRIC_PREFIX}backend_reconnects_total`,
-    "Times the link to the backend was opened again (with a new identity) after 10 s of silence.", src.backendReconnects);
+    "Times the link to the backend was opened again (with a new identity) after 10 s of silence.", () => src.backendReconnects());
   new Gauge({
     name: `${METRIC_PREFIX}backend_last_message_age_seconds`,
     help: "Seconds since the last message from the backend (since the agent started, when none came yet).",
@@ -188,14 +219,5 @@ export function createAgentMetrics(src: MetricsSources): AgentMetrics {
     help: "Time from reading a Ping off the backend socket to queueing its Pong on that socket: the agent's own processing delay. It does not include time spent in the network, in ZeroMQ's queues or waiting for the event loop before the Ping was read (see nodejs_eventloop_lag_*).",
     buckets: PING_BUCKETS, registers: [registry],
   });
-
-  return {
-    registry,
-    dockerError: (r) => dockerErrors.inc({ call: r.call, status: r.status }),
-    pingAnswered: (seconds) => ping.observe(seconds),
-    close: () => {
-      src.observed.off("jobClosed", onClosed);
-      src.observed.off("jobCleanedUp", onCleanedUp);
-    },
-  };
+  return ping;
 }

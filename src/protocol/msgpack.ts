@@ -104,10 +104,16 @@ class Writer {
     const big = BigInt(v);
     if (big >= 0n) {
       if (big < 128n) this.u8(Number(big));
-      else if (big < 256n) (this.u8(0xcc), this.u8(Number(big)));
-      else if (big < 65536n) (this.u8(0xcd), this.u16(Number(big)));
-      else if (big < 4294967296n) (this.u8(0xce), this.u32(Number(big)));
-      else if (big < 18446744073709551616n) {
+      else if (big < 256n) {
+        this.u8(0xcc);
+        this.u8(Number(big));
+      } else if (big < 65536n) {
+        this.u8(0xcd);
+        this.u16(Number(big));
+      } else if (big < 4294967296n) {
+        this.u8(0xce);
+        this.u32(Number(big));
+      } else if (big < 18446744073709551616n) {
         this.u8(0xcf);
         this.ensure(8);
         this.buf.writeBigUInt64BE(big, this.pos);
@@ -115,8 +121,10 @@ class Writer {
       } else throw new RangeError(`integer ${big} does not fit in msgpack`);
     } else {
       if (big >= -32n) this.u8(Number(big) & 0xff);
-      else if (big >= -128n) (this.u8(0xd0), this.u8(Number(big) & 0xff));
-      else if (big >= -32768n) {
+      else if (big >= -128n) {
+        this.u8(0xd0);
+        this.u8(Number(big) & 0xff);
+      } else if (big >= -32768n) {
         this.u8(0xd1);
         this.ensure(2);
         this.buf.writeInt16BE(Number(big), this.pos);
@@ -136,10 +144,18 @@ class Writer {
   }
   /** Writes a str/bin/array/map header: fix form when small, else 8/16/32-bit length. */
   header(len: number, fix: number, fixMax: number, h8: number, h16: number, h32: number): void {
-    if (len <= fixMax && fix !== 0) this.u8(fix | len);
-    else if (len < 256 && h8 !== 0) (this.u8(h8), this.u8(len));
-    else if (len < 65536) (this.u8(h16), this.u16(len));
-    else (this.u8(h32), this.u32(len));
+    if (len <= fixMax && fix !== 0) {
+      this.u8(fix | len);
+    } else if (len < 256 && h8 !== 0) {
+      this.u8(h8);
+      this.u8(len);
+    } else if (len < 65536) {
+      this.u8(h16);
+      this.u16(len);
+    } else {
+      this.u8(h32);
+      this.u32(len);
+    }
   }
   result(): Buffer {
     return this.buf.subarray(0, this.pos);
@@ -163,7 +179,7 @@ function write(w: Writer, v: Packable, depth: number): void {
     w.header(v.length, 0, 0, 0xc4, 0xc5, 0xc6);
     return w.bytes(v);
   }
-  if (Array.isArray(v)) {
+  if (isArray(v)) {
     w.header(v.length, 0x90, 15, 0, 0xdc, 0xdd);
     for (const item of v) write(w, item, depth + 1);
     return;
@@ -181,12 +197,15 @@ function write(w: Writer, v: Packable, depth: number): void {
     w.header(entries.length, 0x80, 15, 0, 0xde, 0xdf);
     for (const [k, item] of entries) {
       w.string(k);
-      write(w, item as Packable, depth + 1);
+      write(w, item, depth + 1);
     }
     return;
   }
   throw new TypeError(`cannot pack a value of type ${typeof v}`);
 }
+
+/** Array.isArray, but narrowing a Packable to its read-only array member rather than to any[]. */
+const isArray = Array.isArray as (v: unknown) => v is readonly Packable[];
 
 /**
  * Bytes `v` packs to at most (each header counted at its longest): the buffer is sized once,
@@ -200,14 +219,13 @@ function packedBound(v: Packable, depth: number): number {
   if (v instanceof Uint8Array) return 5 + v.length;
   if (v instanceof Packed) return v.bytes.length;
   let n = 5;
-  if (Array.isArray(v)) {
+  if (isArray(v)) {
     for (const item of v) n += packedBound(item, depth + 1);
   } else if (v instanceof Map) {
     for (const [k, item] of v) n += packedBound(k, depth + 1) + packedBound(item, depth + 1);
   } else if (typeof v === "object") {
-    for (const k in v) {
-      if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
-      n += 5 + Buffer.byteLength(k, "utf8") + packedBound((v as Record<string, Packable>)[k]!, depth + 1);
+    for (const [k, item] of Object.entries(v)) {
+      n += 5 + Buffer.byteLength(k, "utf8") + packedBound(item, depth + 1);
     }
   }
   return n;
