@@ -44,6 +44,8 @@ export interface JobTask {
   pidsLimit: number;
   cgroupVersion: 1 | 2;
   maxMessageBytes: number;
+  /** Student containers the job may run at once (--student-containers); more requests wait. */
+  studentContainers: number;
   /** Environments of the same envtype, by name, for run_student. */
   studentEnvironments: Record<string, StudentEnvironment>;
   sshAllowed: boolean;
