@@ -13,6 +13,7 @@ import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import type Docker from "dockerode";
 import { Piscina } from "piscina";
 import type { AgentConfig, RuntimeSpec } from "./config.js";
+import { DEFAULT_STUDENT_CONTAINERS } from "./config.js";
 import { detectDebugHost } from "./debug-host.js";
 import { connectDocker, killQuietly, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
@@ -345,6 +346,7 @@ export class GradingAgent {
       studentLabels: containerLabels(this.id, msg.job_id, "student"),
       nofile: this.nofile,
       pidsLimit: this.config.pidsLimit,
+      studentContainers: this.config.studentContainers ?? DEFAULT_STUDENT_CONTAINERS,
       cgroupVersion: this.cgroupVersion,
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
       studentEnvironments,

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
-  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
+  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_STUDENT_CONTAINERS, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
   parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
@@ -60,6 +60,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected (in the variable: groups separated by commas)"))
     .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
     .addOption(envOption("--pids-limit <n>", "maximal number of processes in one container").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_PIDS_LIMIT))
+    .addOption(envOption("--student-containers <n>", "student containers one job may run at once (run_student beyond waits for one to end)").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_STUDENT_CONTAINERS))
     .addOption(envOption("--warm <n>", "warm grading containers kept per recently used environment, started ahead of jobs (0: off)").argParser(valueParser((v) => parseNonNegativeInt(v))).default(DEFAULT_WARM))
     .addOption(envOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz over HTTP on this port (off by default; 0: any free port, logged)").argParser(valueParser(parseListenPort)))
     .addOption(envOption("--metrics-host <address>", "address the metrics server listens on").default(DEFAULT_METRICS_HOST))
@@ -123,6 +124,7 @@ export function buildProgram(argv: readonly string[]): Command {
         runtimes,
         poolThreads: opts["poolThreads"] as number,
         pidsLimit: opts["pidsLimit"] as number,
+        studentContainers: opts["studentContainers"] as number,
         warm: opts["warm"] as number,
         metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
         metricsHost: opts["metricsHost"] as string,
