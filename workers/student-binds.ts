@@ -16,7 +16,7 @@
  *   the socket is moved there instead (rename() does not follow a link either).
  * Anything else is refused with a StudentBindRefused, before the engine is asked for anything.
  */
-import { closeSync, constants, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync } from "node:fs";
+import { closeSync, constants, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { JobPaths } from "../src/jobs/job-directory.js";
 
@@ -94,7 +94,8 @@ export function pinSocket(p: JobPaths, socketId: string): string {
     linkSync(source, pinned);
   } catch (err) {
     const code = errno(err);
-    if (code !== "EPERM" && code !== "EACCES") throw new StudentBindRefused(`cannot take hold of ${source}: ${code}`);
+    // EPERM is also link()'s answer for a directory: that one is no socket, and stays where it is
+    if ((code !== "EPERM" && code !== "EACCES") || !isSocket(source)) throw new StudentBindRefused(`cannot take hold of ${source}: ${code}`);
     try {
       renameSync(source, pinned);
     } catch (again) {
@@ -118,9 +119,18 @@ export function checkPinned(pinned: string, source = pinned): void {
   throw new StudentBindRefused(`${source} is ${st.isSymbolicLink() ? "a symbolic link" : "not a socket"}`);
 }
 
+function isSocket(p: string): boolean {
+  try {
+    return lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** Removes a pinned name (whatever it turned out to be; rm does not follow links). */
 export function unpinSocket(pinned: string): void {
   try {
-    unlinkSync(pinned);
+    rmSync(pinned, { recursive: true, force: true });
   } catch {
     /* gone with the job directory already */
   }
