@@ -108,6 +108,7 @@ function attackSuite(name: string, warm: number): void {
 
     test("a socket path that is a link to a host socket: 254, a warning naming the job, nothing bound", async () => {
       const d = await run("socket-link", "student-socket-link", { canary_socket: canary.socket });
+      assert.equal(canary.connections, 0, "a student container reached the canary socket");
       assert.deepEqual(result(d), ["success", "retval=254"]);
       const warned = s.agent.logs.filter((l) => l.job === "socket-link" && /refused a student container/.test(l.msg));
       assert.equal(warned.length, 1);
@@ -117,7 +118,9 @@ function attackSuite(name: string, warm: number): void {
     test("the race: links swapped in a tight loop while student containers are asked for, for 30 s", async (t) => {
       const d = await run("race", "student-race", { canary: canary.dir, canary_socket: canary.socket, secret: canary.secret, seconds: "30" }, { time: 200, hard_time: 300 });
       assert.equal(result(d)[0], "success", result(d)[1]);
-      t.diagnostic(result(d)[1]!);
+      t.diagnostic(`${result(d)[1]!}; connections to the canary socket: ${canary.connections}`);
+      assert.equal(canary.connections, 0, "a student container reached the canary socket");
+      assert.equal(canary.snapshot(), before0, "the canary folder was touched");
       const stats = JSON.parse(result(d)[1]!) as Record<string, number>;
       assert.equal(stats["leaks"], 0, `student containers saw the host folder: ${result(d)[1]}`);
       assert.ok(stats["folder_runs"]! >= 5, `too few runs to tell: ${result(d)[1]}`);
