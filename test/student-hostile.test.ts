@@ -99,8 +99,9 @@ function attackSuite(name: string, warm: number): void {
       });
     }
 
-    test("a grader that empties and refills /task/student still runs its student containers", async () => {
+    test("a grader that empties and refills /task/student still runs its student containers", async (t) => {
       const d = await run(`refill-${warm}`, "student-refill", {});
+      if (result(d)[0] !== "success") t.diagnostic(JSON.stringify(s.agent.logs.filter((l) => l.job === `refill-${warm}`)));
       assert.deepEqual(result(d), ["success", "emptied=0 removed=1 code=0 out=staged scripts "]);
     });
 
