@@ -26,6 +26,7 @@ import type { AdmissionSnapshot } from "./jobs/admission.js";
 import { Dispatcher } from "./jobs/dispatch.js";
 import { mainApiPort, type PoolSettings } from "./jobs/job-task.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
+import { DEFAULT_STUDENT_CONTAINERS } from "./config.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
@@ -275,6 +276,7 @@ export class GradingAgent implements LinkedCore {
       cgroupVersion: this.cgroupVersion,
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
       sshAllowed: this.config.ssh,
+      studentContainers: this.config.studentContainers ?? DEFAULT_STUDENT_CONTAINERS,
       logLevel: this.log.level,
       logDestination: this.config.logDestination ?? 1,
     };

@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
-  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
+  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_STUDENT_CONTAINERS, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
   parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
@@ -137,6 +137,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
     .addOption(envOption("--pids-limit <n>", "maximal number of processes in one container").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_PIDS_LIMIT))
     .addOption(envOption("--warm <n>", "warm grading containers kept per recently used environment, started ahead of jobs (0: off)").argParser(valueParser((v) => parseNonNegativeInt(v))).default(DEFAULT_WARM))
+    .addOption(envOption("--student-containers <n>", "student containers one job may run at once (run_student beyond waits for one to end)").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_STUDENT_CONTAINERS))
     .addOption(envOption("--memory-reserve <mb>", "memory (MB) of the host kept for the system and the agent: jobs' memory limits are reserved from the rest (default: a tenth of the host's memory, 256 to 2048)").argParser(valueParser((v) => parseNonNegativeInt(v))))
     .addOption(envOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz over HTTP on this port (off by default; 0: any free port, logged)").argParser(valueParser(parseListenPort)))
     .addOption(envOption("--metrics-host <address>", "address the metrics server listens on").default(DEFAULT_METRICS_HOST))
@@ -190,6 +191,7 @@ function daemonConfig(program: Command, argv: readonly string[], backendArg: str
     poolThreads: opts["poolThreads"] as number,
     pidsLimit: opts["pidsLimit"] as number,
     warm: opts["warm"] as number,
+    studentContainers: opts["studentContainers"] as number,
     memoryReserveMb: (opts["memoryReserve"] as number | undefined) ?? null,
     metricsPort: (opts["metricsPort"] as number | undefined) ?? null,
     metricsHost: opts["metricsHost"] as string,

@@ -37,6 +37,8 @@ export interface AgentConfig {
   runtimes: RuntimeSpec[] | null;
   poolThreads: number;
   pidsLimit: number;
+  /** Student containers one job may run at once; more wait for one to end. Default DEFAULT_STUDENT_CONTAINERS. */
+  studentContainers?: number;
   /** Warm grading containers kept per environment (0: none). */
   warm: number;
   /** MB of the host's memory left to the system and the agent, never reserved by jobs; null or absent: see defaultReserveMb. */
@@ -53,6 +55,7 @@ export interface AgentConfig {
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";
 export const DEFAULT_PIDS_LIMIT = 1024;
+export const DEFAULT_STUDENT_CONTAINERS = 4;
 export const DEFAULT_WARM = 2;
 export const DEFAULT_METRICS_HOST = "127.0.0.1";
 

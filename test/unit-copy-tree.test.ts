@@ -129,13 +129,16 @@ describe("copyTree and the job directory", () => {
   test("prepareJobDirectory leaves task/ and student/ writable by the container, and fill keeps them so", async () => {
     const job = path.join(root, "job-1");
     const p = prepareJobDirectory(job, "marker", src, course);
-    for (const dir of [p.root, p.task, p.student, p.sockets]) assert.equal((await fs.stat(dir)).mode & 0o777, 0o777, dir);
+    for (const dir of [p.root, p.task, p.student, p.systemfiles, p.sockets]) assert.equal((await fs.stat(dir)).mode & 0o777, 0o777, dir);
+    // the sockets bound into student containers are linked where no container reaches
+    assert.equal((await fs.lstat(p.studentSockets)).isDirectory(), true);
     assert.equal(await fs.readFile(path.join(p.student, "deep", "data.txt"), "utf8"), "data");
     const warm = path.join(root, "job-2");
     const empty = prepareJobDirectory(warm, "marker", null, null);
     fillJobDirectory(jobPaths(warm), src, course);
     assert.equal((await fs.stat(empty.task)).mode & 0o777, 0o777);
     assert.equal((await fs.stat(empty.student)).mode & 0o777, 0o777);
+    assert.equal((await fs.stat(empty.systemfiles)).mode & 0o777, 0o777);
     assert.equal(await fs.readFile(path.join(empty.task, "run"), "utf8"), "#!/bin/sh\necho hi\n");
   });
 

@@ -6,7 +6,6 @@
  * networks and bind mounts. No log driver: the agent reads what it needs from the attach stream.
  */
 import { createHash } from "node:crypto";
-import path from "node:path";
 import type Docker from "dockerode";
 import type { JobPaths } from "../src/jobs/job-directory.js";
 import type { JobTask, StudentEnvironment } from "../src/jobs/job-task.js";
@@ -78,8 +77,13 @@ export function gradingContainerSpec(
       NetworkMode: useNetwork ? "bridge" : "none",
       PortBindings: bindings,
       ExtraHosts: ["host.docker.internal:host-gateway"],
+      // task/student and task/systemfiles are mounts of their own: the grading code can empty
+      // and refill them, not rename, remove or replace them, so a student container's bind of
+      // them stays the job's folder (workers/student-binds.ts). The engine mounts by depth.
       Binds: [
         `${p.task}:/task:Z`,
+        `${p.student}:/task/student:Z`,
+        `${p.systemfiles}:/task/systemfiles:Z`,
         `${p.sockets}:/sockets:Z`,
         `${p.courseCommon}:/course/common:ro,Z`,
         `${p.courseCommonStudent}:/course/common/student:ro,Z`,
@@ -99,12 +103,16 @@ export interface StudentRequest {
   runAsRoot: boolean;
 }
 
-/** A student container, talking to its grading container through the socket `socketId`. */
+/**
+ * A student container, talking to its grading container through `socket` (the grader's socket
+ * as pinned by workers/student-binds.ts). Its /task/student/scripts is the student folder's own
+ * subfolder, not a bind of its own: a link the grader puts there resolves inside this container.
+ */
 export function studentContainerSpec(
   t: ContainerSettings & Pick<JobTask, "studentLabels">,
   env: StudentEnvironment,
   p: JobPaths,
-  socketId: string,
+  socket: string,
   memoryMb: number,
   ports: Record<number, number>,
   networkMode: string,
@@ -124,8 +132,7 @@ export function studentContainerSpec(
       PortBindings: bindings,
       Binds: [
         `${p.student}:/task/student:Z`,
-        `${p.studentScripts}:/task/student/scripts:Z`,
-        `${path.join(p.sockets, `${socketId}.sock`)}:/__parent.sock:Z`,
+        `${socket}:/__parent.sock:Z`,
         `${p.systemfiles}:/task/systemfiles:ro,Z`,
         `${p.courseCommonStudent}:/course/common/student:ro,Z`,
       ],
@@ -137,7 +144,7 @@ export function studentContainerSpec(
 export function rootCleanupSpec(t: Pick<JobTask, "image" | "labels" | "runtime">, dir: string): Docker.ContainerCreateOptions {
   return {
     Image: t.image,
-    Cmd: ["rm", "-rf", "/job/task", "/job/sockets", "/job/course"],
+    Cmd: ["rm", "-rf", "/job/task", "/job/sockets", "/job/student-sockets", "/job/course"],
     User: "0",
     Labels: t.labels,
     HostConfig: { Binds: [`${dir}:/job:Z`], NetworkMode: "none", Runtime: t.runtime },

@@ -24,6 +24,8 @@ export interface StudentRun {
   ports: number[];
   /** internal port 22 -> external */
   sshPort: number | null;
+  /** The socket it binds, as pinned in the job's student-sockets/ (workers/student-binds.ts). */
+  socket: string | null;
   done: Promise<void>;
 }
 
@@ -39,8 +41,10 @@ export interface JobContext {
   grading: Docker.Container | null;
   /** The grading container's stdin, once attached. */
   stdin: NodeJS.WritableStream | null;
-  /** socket_id -> run */
+  /** socket_id -> run (every one the job asked for: a socket id is used once) */
   readonly students: Map<string, StudentRun>;
+  /** Student containers holding one of the job's task.studentContainers slots, and the runs waiting for one. */
+  readonly studentSlots: { running: number; waiting: Array<() => void> };
   /** Why the job is being ended early, once something decided it (the first reason wins). */
   fatal: string | null;
   /** Set once the grading container has exited: no student container may start after it. */
@@ -60,6 +64,7 @@ export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Rem
     phaseStart: performance.now(),
     paths: null, grading: null, stdin: null,
     students: new Map(),
+    studentSlots: { running: 0, waiting: [] },
     fatal: null, parentGone: false,
     diskRoots: [], disk: null,
     timedOut: [],

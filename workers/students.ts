@@ -7,8 +7,10 @@
  * An engine call past its deadline (src/docker/deadline.ts) also ends the job, as a crash. Each
  * one's memory limit is reserved on the main thread before it is created (the request may wait
  * there for memory; 254 when it could never be had) and released once it is removed.
+ * A job runs at most task.studentContainers of them at once; further requests wait for one to
+ * end, in the order asked. A socket id serves once: asked again, it gets 254 at once. What the
+ * container binds is proven to be the job's own first (workers/student-binds.ts).
  */
-import { promises as fs } from "node:fs";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
 import { EngineTimeoutError, waitDeadlineMs } from "../src/docker/deadline.js";
@@ -19,6 +21,9 @@ import { studentContainerSpec, type StudentRequest } from "./container-specs.js"
 import { engineCall, failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
 import { inspectOomKilled, statsDelay, upperDir } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
+import { checkPinned, ensureScripts, pinSocket, proveStudentDirectories, StudentBindRefused, unpinSocket } from "./student-binds.js";
+
+const REFUSED = 254;
 
 /** Checks a run_student message and starts its student container; the run is recorded under its socket id. */
 export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
@@ -29,7 +34,8 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
     return;
   }
   if (ctx.students.has(socketId)) {
-    log.warn({ socket: socketId }, "run_student for a socket id already in use: ignored");
+    log.warn({ socket: socketId }, "run_student for a socket id the job used already: 254");
+    writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: REFUSED });
     return;
   }
   const ssh = Boolean(msg["ssh"]);
@@ -39,9 +45,9 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
   }
   const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
   const limit = (asked: unknown, parent: number): number => Math.min(num(asked) || parent, parent);
-  const run: StudentRun = { id: null, ports: [], sshPort: null, done: Promise.resolve() };
+  const run: StudentRun = { id: null, ports: [], sshPort: null, socket: null, done: Promise.resolve() };
   ctx.students.set(socketId, run);
-  run.done = runStudent(ctx, run, socketId, {
+  const req: StudentRequest = {
     environment: typeof msg["environment"] === "string" && msg["environment"] !== "" ? msg["environment"] : t.environment,
     memoryMb: limit(msg["memory_limit"], t.memoryMb),
     time: limit(msg["time_limit"], t.time),
@@ -49,7 +55,33 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
     shareNetwork: Boolean(msg["share_network"]),
     ssh,
     runAsRoot: Boolean(msg["run_as_root"]),
-  }, log).catch((err: Error) => log.error({ err: err.message, socket: socketId }, "student container handling failed"));
+  };
+  run.done = inSlot(ctx, log, socketId, () => runStudent(ctx, run, socketId, req, log))
+    .catch((err: Error) => {
+      log.error({ err: err.message, socket: socketId }, "student container handling failed");
+      writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: REFUSED });
+    });
+}
+
+/**
+ * Runs `body` in one of the job's student container slots, once one is free (in the order asked);
+ * skips it when the grading container ended while it waited.
+ */
+async function inSlot(ctx: JobContext, log: Logger, socketId: string, body: () => Promise<void>): Promise<void> {
+  const slots = ctx.studentSlots;
+  if (slots.running < ctx.task.studentContainers) slots.running++;
+  else {
+    log.debug({ socket: socketId, running: slots.running }, "student container waits for one of the job's to end");
+    // a slot is handed over by the run that releases it: `running` stays as it is
+    await new Promise<void>((resolve) => slots.waiting.push(resolve));
+  }
+  try {
+    if (!ctx.parentGone) await body();
+  } finally {
+    const next = slots.waiting.shift();
+    if (next !== undefined) next();
+    else slots.running--;
+  }
 }
 
 async function runStudent(ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, parentLog: Logger): Promise<void> {
@@ -57,7 +89,7 @@ async function runStudent(ctx: JobContext, run: StudentRun, socketId: string, re
   const retval = (value: number): void => writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: value });
   if (!(await ctx.api.reserveMemory(ctx.task.jobId, socketId, req.memoryMb))) {
     log.warn({ memoryMb: req.memoryMb }, "no memory for the student container");
-    return retval(254);
+    return retval(REFUSED);
   }
   await runReserved(ctx, run, socketId, req, log, retval);
   // its container is gone (if that failed, the job's end releases it with the rest of the job's memory)
@@ -68,11 +100,11 @@ async function runReserved(
   ctx: JobContext, run: StudentRun, socketId: string, req: StudentRequest, log: Logger, retval: (value: number) => void,
 ): Promise<void> {
   const container = await createStudent(ctx, run, socketId, req, log);
-  if (container === null) return retval(254);
+  if (container === null) return retval(REFUSED);
   run.id = container.id;
-  if (!(await ctx.api.containerCreated(ctx.task.jobId, container.id, "student")) || ctx.parentGone) {
+  if (!(await ctx.api.containerCreated(ctx.task.jobId, container.id, "student")) || ctx.parentGone || !bindsStillOwn(ctx, run, log)) {
     await removeStudent(ctx, container, run);
-    return retval(254);
+    return retval(REFUSED);
   }
   if (ctx.disk !== null) {
     const upper = await upperDir(container);
@@ -82,7 +114,7 @@ async function runReserved(
   const value = await startAndWait(ctx, container, req, log.child({ container: container.id }));
   if (value === null) {
     await removeStudent(ctx, container, run);
-    return retval(254);
+    return retval(REFUSED);
   }
   retval(value);
   await removeStudent(ctx, container, run);
@@ -103,11 +135,20 @@ async function createStudent(
     log.warn("student containers cannot run as root");
     return null;
   }
+  try {
+    proveStudentDirectories(p);
+    ensureScripts(p);
+    run.socket = pinSocket(p, socketId);
+  } catch (err) {
+    refused(err, log);
+    return null;
+  }
   let ports: Record<number, number> = {};
   if (req.ssh) {
     const got = await ctx.api.allocatePorts(t.jobId, 1);
     if (got === null || got.length === 0) {
       log.warn("no free port for a student SSH container");
+      releaseSocket(run);
       return null;
     }
     run.ports = got;
@@ -116,15 +157,37 @@ async function createStudent(
   }
   const networkMode = req.ssh ? "bridge" : req.shareNetwork && ctx.grading ? `container:${ctx.grading.id}` : "none";
   try {
-    await Promise.all([p.studentScripts, p.systemfiles].map((d) => fs.mkdir(d, { recursive: true, mode: 0o777 })));
-    const spec = studentContainerSpec(t, env, p, socketId, req.memoryMb, ports, networkMode);
+    const spec = studentContainerSpec(t, env, p, run.socket, req.memoryMb, ports, networkMode);
     return await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
     log.warn({ err: (err as Error).message }, "failed to create student container");
     failOnTimeout(ctx, err, log);
     releaseStudentPorts(ctx, run);
+    releaseSocket(run);
     return null;
   }
+}
+
+/** The proof again, just before the start (when the engine mounts): a runtime that does not pin the folders fails here. */
+function bindsStillOwn(ctx: JobContext, run: StudentRun, log: Logger): boolean {
+  try {
+    proveStudentDirectories(ctx.paths!);
+    if (run.socket !== null) checkPinned(run.socket);
+    return true;
+  } catch (err) {
+    refused(err, log);
+    return false;
+  }
+}
+
+function refused(err: unknown, log: Logger): void {
+  const reason = err instanceof StudentBindRefused ? err.message : `unexpected: ${(err as Error).message}`;
+  log.warn({ reason }, "refused a student container: what it would bind is not the job's own folder or socket");
+}
+
+function releaseSocket(run: StudentRun): void {
+  if (run.socket !== null) unpinSocket(run.socket);
+  run.socket = null;
 }
 
 /** Starts the student container under its limits and waits for it: its retval, or null when it failed. */
@@ -179,5 +242,6 @@ export async function removeStudent(ctx: JobContext, container: Docker.Container
   }
   void ctx.api.containerRemoved(ctx.task.jobId, container.id);
   releaseStudentPorts(ctx, run);
+  releaseSocket(run);
   return true;
 }

@@ -1,7 +1,9 @@
 /**
  * A job's private directory under --tmpdir (protocol.md section 4):
- *   task/ (copy of the task, with student/), sockets/, course/common/ (copy of `$common`
- *   or empty), course/common/student/. Directories containers write to are mode 0777.
+ *   task/ (copy of the task, with student/ and systemfiles/), sockets/, course/common/ (copy of
+ *   `$common` or empty), course/common/student/, and student-sockets/, which no container sees
+ *   (workers/student-binds.ts). Directories containers write to are mode 0777; task/student/ and
+ *   task/systemfiles/ exist before any container is made, as student containers bind them.
  * A marker file names the agent that made it, so that a later run removes only its own.
  * The folders the agent itself creates, opens or binds into containers (`student`,
  * `student/scripts`, `systemfiles` and `$common/student`) must not be symbolic links in the
@@ -21,6 +23,8 @@ export interface JobPaths {
   studentScripts: string;
   systemfiles: string;
   sockets: string;
+  /** Where the sockets bound into student containers are linked: no container sees it. */
+  studentSockets: string;
   courseCommon: string;
   courseCommonStudent: string;
 }
@@ -35,6 +39,7 @@ export function jobPaths(root: string): JobPaths {
     studentScripts: path.join(student, "scripts"),
     systemfiles: path.join(task, "systemfiles"),
     sockets: path.join(root, "sockets"),
+    studentSockets: path.join(root, "student-sockets"),
     courseCommon: path.join(root, "course", "common"),
     courseCommonStudent: path.join(root, "course", "common", "student"),
   };
@@ -105,9 +110,11 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
   chmodSync(root, 0o777);
   writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
   mkdirOpen(p.sockets);
+  mkdirSync(p.studentSockets, { mode: 0o700 });
   if (taskDir !== null && courseDir !== null) copyChecked(taskDir, p.task, courseDir, "task", OPENED_IN_TASK);
   mkdirOpen(p.task);
   mkdirOpen(p.student);
+  mkdirOpen(p.systemfiles);
   mkdirSync(path.join(root, "course"), { recursive: true });
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
   if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
@@ -119,7 +126,9 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
 
 /**
  * Fills an existing, bound job directory in place (warm containers): the task's files into task/,
- * `$common` into course/common/. The directories themselves must stay: mounts pin them.
+ * `$common` into course/common/. The directories themselves must stay: mounts pin them (task/,
+ * task/student/ and task/systemfiles/ are each a mount of the warm container: the copy merges
+ * into them).
  */
 export function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir: string | null): void {
   if (taskDir !== null && courseDir !== null) copyChecked(taskDir, p.task, courseDir, "task", OPENED_IN_TASK);

@@ -28,6 +28,8 @@ export interface PoolSettings {
   maxMessageBytes: number;
   /** Whether this agent runs SSH student containers (--ssh). */
   sshAllowed: boolean;
+  /** Student containers one job may run at once (--student-containers); more requests wait. */
+  studentContainers: number;
   /** The main thread's pino level and log file descriptor, for the threads' own logger. */
   logLevel: string;
   logDestination: number;
