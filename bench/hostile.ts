@@ -10,7 +10,7 @@
  *     `amplify`, refused by the decoder's cap: `crash`) run beside them on the same pool thread;
  *     both medians, their ratio, and the agent's RSS peak.
  *
- *   npm run build && node dist/bench/hostile.js [--jobs 10] [--amplify 3] [--out DIR] [--quick]
+ *   npm run build && node dist/bench/hostile.js [--jobs 10] [--amplify 8] [--out DIR] [--quick]
  *
  * Prints a table and writes OUT/hostile-latest.json (OUT: bench/results). Every agent is stopped,
  * its containers removed by label and its temp directory deleted, Ctrl-C included.
@@ -34,7 +34,7 @@ const GROWTH_TARGET_MB = 64;
 
 const USAGE = `usage: node dist/bench/hostile.js [options]
   --jobs N      ordinary jobs per measure (usual level; alone; beside the amplification) (default 10)
-  --amplify N   amplification jobs run one after the other beside the ordinary ones (default 3)
+  --amplify N   amplification jobs run one after the other beside the ordinary ones (default 8)
   --out DIR     where hostile-latest.json goes (default bench/results)
   --quick       --jobs 2 --amplify 1 (figures not meaningful)
   -h, --help    this help`;
@@ -211,7 +211,7 @@ function parse(argv: string[]): Options | null {
   };
   return {
     jobs: int("jobs", values.jobs, values.quick ? 2 : 10),
-    amplify: int("amplify", values.amplify, values.quick ? 1 : 3),
+    amplify: int("amplify", values.amplify, values.quick ? 1 : 8),
     out: path.resolve(values.out ?? path.join(REPO, "bench/results")),
   };
 }

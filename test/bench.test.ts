@@ -41,3 +41,13 @@ test("the RSS slope reads growth that goes on, not the first readings", () => {
   assert.equal(rssSlopeKbPerJob(curve.map((p) => ({ ...p, rssBytes: 150 * MB }))), 0);
   assert.equal(rssSlopeKbPerJob(curve.slice(0, 2)), null);
 });
+
+test("bench/hostile.js answers --help, and a bad flag with status 2, without starting anything", () => {
+  const hostile = path.join(REPO, "dist/bench/hostile.js");
+  const help = spawnSync(process.execPath, [hostile, "--help"], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /--amplify N/);
+  const bad = spawnSync(process.execPath, [hostile, "--jobs", "0"], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--jobs must be an integer >= 1/);
+});
