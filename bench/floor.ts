@@ -8,6 +8,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type Docker from "dockerode";
 import { ContainerStreamDecoder, encodeContainerMessage } from "../src/protocol/container-stream.js";
+import { unpack } from "../src/protocol/msgpack.js";
 import { now } from "./stats.js";
 
 export const BENCH_LABEL = "org.inginious-agent-docker.bench";
@@ -117,7 +118,8 @@ export async function floorJob(o: FloorOptions): Promise<FloorJob> {
     const decoder = new ContainerStreamDecoder();
     let result: unknown = undefined;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      for (const msg of decoder.push(chunk)) if (msg.type === "result") result = msg["result"];
+      // the decoder hands a result on as its msgpack bytes, unbuilt (the job's own check decodes them)
+      for (const msg of decoder.push(chunk)) if (msg.type === "result") result = unpack(msg["result"] as Uint8Array);
     }
     await exited;
     (stream as unknown as { destroy(): void }).destroy();
