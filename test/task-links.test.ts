@@ -5,6 +5,7 @@
  * readlink and cat; a task whose student folder is a link ends as crash with a readable text.
  * Through the daemon (cold and warm containers) and through `grade`.
  */
+import { WARM_PROBATION_SETTLE_MS } from "../src/jobs/warm-pool.js";
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
@@ -46,6 +47,10 @@ function buildTasks(root: string): string {
   mkdirSync(path.join(course, "bad-student"));
   writeFileSync(path.join(task, "run"), RUN, { mode: 0o755 });
   writeFileSync(path.join(task, "data.txt"), "task-data");
+  // `grade` builds the job from task.yaml, as the frontend does
+  writeFileSync(path.join(task, "task.yaml"),
+    "environment_type: docker\nenvironment_id: default\nenvironment_parameters:\n  limits: {time: 30, memory: 100}\n"
+    + "problems:\n  q1:\n    type: code\n    language: sh\n");
   writeFileSync(path.join(course, "shared", "data.txt"), "shared-data");
   writeFileSync(path.join(course, "$common", "lib.sh"), "common-lib");
   writeFileSync(path.join(course, "bad-student", "run"), RUN, { mode: 0o755 });
@@ -103,7 +108,14 @@ async function runJob(s: Session, warm: number, id: string, taskId: string): Pro
     ready = await warmIds(s);
     if (ready.size === 0) await new Promise((r) => setTimeout(r, 200));
   }
-  if (warm > 0) assert.ok(ready.size > 0, "no warm container became ready");
+  if (warm > 0) {
+    assert.ok(ready.size > 0, "no warm container became ready");
+    // a warm container of an environment that has not served a job yet is on probation: it is
+    // handed out once it has kept running for WARM_PROBATION_SETTLE_MS (see warm-pool.ts)
+    const started = await Promise.all([...ready].map(async (c) => Date.parse((await docker.getContainer(c).inspect()).State.StartedAt)));
+    const settled = Math.min(...started) + WARM_PROBATION_SETTLE_MS + 1500;
+    if (settled > Date.now()) await new Promise((r) => setTimeout(r, settled - Date.now()));
+  }
   await s.backend.send(newJob(id, { course_id: COURSE, task_id: taskId }));
   const d = await s.backend.done(id, 60_000);
   if (warm > 0) {
