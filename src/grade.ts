@@ -5,6 +5,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { resultFields } from "./course/compare.js";
 import { startLocalAgent, type LocalAgent } from "./course/run-jobs.js";
 import { jobFromTask, tasklessJob, type JobOverrides } from "./course/task-job.js";
 import { NotAContainerTaskError, readTask } from "./course/task-yaml.js";
@@ -42,16 +43,8 @@ export async function readInput(file: string): Promise<Record<string, unknown>> 
 function printable(done: AgentJobDone, source: string): Record<string, unknown> {
   return {
     input: source,
-    result: done.result[0],
-    text: done.result[1],
-    grade: roundGrade(done.grade),
-    problems: done.problems,
-    tests: done.tests,
-    custom: done.custom,
-    state: done.state,
+    ...resultFields(done),
     archive: done.archive === null ? null : { bytes: done.archive.length, base64: Buffer.from(done.archive).toString("base64") },
-    stdout: done.stdout,
-    stderr: done.stderr,
   };
 }
 
