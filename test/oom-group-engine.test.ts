@@ -5,22 +5,13 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { tempDir } from "./helpers/agent-process.js";
+import { treeSnapshot } from "./helpers/tree.js";
 import { newJob } from "./helpers/backend.js";
 import { docker } from "./helpers/docker.js";
 import { startSession, type Session } from "./helpers/session.js";
-
-/** Every file of a tree with its content. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    const p = path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
-    out[path.relative(dir, p)] = e.isFile() ? readFileSync(p, "utf8") : "<dir>";
-  }
-  return out;
-}
 
 let s: Session;
 const tree = tempDir("cgv2-root");
@@ -34,7 +25,7 @@ before(async () => {
     mkdirSync(path.join(tree.path, dir));
     writeFileSync(path.join(tree.path, dir, "memory.oom.group"), "0\n");
   }
-  before0 = snapshot(tree.path);
+  before0 = treeSnapshot(tree.path);
   s = await startSession(["-v"], { warm: 1, env: { INGINIOUS_AGENT_CGROUP_ROOT: tree.path } });
 });
 
@@ -59,7 +50,7 @@ test("on cgroup v1, jobs grade and memory.oom.group is neither written nor looke
   await s.agent.waitLog((l) => l.msg === "adopted warm grading container");
   await s.assertClean();
 
-  assert.deepEqual(snapshot(tree.path), before0, "nothing written in the cgroup v2 tree");
+  assert.deepEqual(treeSnapshot(tree.path), before0, "nothing written in the cgroup v2 tree");
   const mentions = s.agent.logs.filter((l) => /oom\.group|oom-group/.test(JSON.stringify(l)));
   assert.deepEqual(mentions, [], "no attempt, no check on cgroup v1");
   assert.ok(s.agent.logs.some((l) => l.msg === "started student container"), "a student container ran");

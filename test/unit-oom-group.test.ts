@@ -7,7 +7,7 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
@@ -17,6 +17,7 @@ import {
 import { runStartChecks } from "../src/ops/self-checks.js";
 import type { Logger } from "../src/log.js";
 import { tempDir } from "./helpers/agent-process.js";
+import { treeSnapshot } from "./helpers/tree.js";
 
 const ID = "4e5ba6053b5c96fdbc06d2535d3baee806148401b798e70af65719089475219f";
 const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src/limits/oom-group.js");
@@ -31,16 +32,6 @@ function recorder(): { log: Logger; lines: Logged[] } {
   };
   const log = { fatal: at("fatal"), error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
   return { log: log as unknown as Logger, lines };
-}
-
-/** Every file of a tree with its content, to see that nothing was written or created. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    const p = path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
-    out[path.relative(dir, p)] = e.isFile() ? readFileSync(p, "utf8") : "<dir>";
-  }
-  return out;
 }
 
 /** A cgroup v2 tree: root files, the parent of containers' cgroups, and one container's cgroup. */
@@ -103,12 +94,12 @@ describe("setting memory.oom.group in a started container's cgroup", () => {
       const t = tempDir("cgv2");
       try {
         const flag = cgroupTree(t.path, driver)!;
-        const before = snapshot(t.path);
+        const before = treeSnapshot(t.path);
         const { log, lines } = recorder();
         assert.equal(await setOomGroup(ID, { cgroupVersion: 2 }, log, t.path), true);
         assert.equal(readFileSync(flag, "utf8").trim(), "1");
         const rel = path.relative(t.path, flag);
-        assert.deepEqual({ ...snapshot(t.path), [rel]: before[rel] }, before, "only the container's flag changed");
+        assert.deepEqual({ ...treeSnapshot(t.path), [rel]: before[rel] }, before, "only the container's flag changed");
         assert.deepEqual(lines.filter((l) => l.level !== "debug"), []);
       } finally {
         t.remove();
@@ -121,10 +112,10 @@ describe("setting memory.oom.group in a started container's cgroup", () => {
     try {
       cgroupTree(t.path, "cgroupfs");
       cgroupTree(t.path, "systemd");
-      const before = snapshot(t.path);
+      const before = treeSnapshot(t.path);
       const { log, lines } = recorder();
       assert.equal(await setOomGroup(ID, { cgroupVersion: 1 }, log, t.path), null);
-      assert.deepEqual(snapshot(t.path), before);
+      assert.deepEqual(treeSnapshot(t.path), before);
       assert.deepEqual(lines, []);
     } finally {
       t.remove();
@@ -135,11 +126,11 @@ describe("setting memory.oom.group in a started container's cgroup", () => {
     const t = tempDir("cgv2");
     try {
       cgroupTree(t.path, "cgroupfs", null);
-      const before = snapshot(t.path);
+      const before = treeSnapshot(t.path);
       const { log, lines } = recorder();
       assert.equal(await setOomGroup(ID, { cgroupVersion: 2 }, log, t.path), false);
       assert.equal(await setOomGroup(ID, { cgroupVersion: 2 }, log, t.path), false);
-      assert.deepEqual(snapshot(t.path), before, "a missing cgroup file is never created");
+      assert.deepEqual(treeSnapshot(t.path), before, "a missing cgroup file is never created");
       assert.deepEqual(lines.map((l) => l.level), ["warn", "debug"]);
       assert.match(lines[0]!.msg, /memory\.oom\.group could not be set to 1 \(no cgroup for the container at .*docker\/4e5b/);
       assert.match(lines[0]!.msg, /oom-group check/);
@@ -155,7 +146,7 @@ describe("setting memory.oom.group in a started container's cgroup", () => {
       mkdirSync(path.join(t.path, "docker", ID), { recursive: true });
       const { log, lines } = recorder();
       assert.equal(await setOomGroup(ID, { cgroupVersion: 2 }, log, t.path), false);
-      assert.deepEqual(snapshot(t.path), { docker: "<dir>", [path.join("docker", ID)]: "<dir>" });
+      assert.deepEqual(treeSnapshot(t.path), { docker: "<dir>", [path.join("docker", ID)]: "<dir>" });
       assert.equal(lines[0]!.level, "warn");
     } finally {
       t.remove();
@@ -196,9 +187,9 @@ describe("the start-up check", () => {
       const t = tempDir("cgv2");
       try {
         cgroupTree(t.path, driver, null);
-        const before = snapshot(t.path);
+        const before = treeSnapshot(t.path);
         assert.equal(await oomGroupProblem("2", driver, t.path), null);
-        assert.deepEqual(snapshot(t.path), before, "the check writes nothing");
+        assert.deepEqual(treeSnapshot(t.path), before, "the check writes nothing");
       } finally {
         t.remove();
       }
