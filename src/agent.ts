@@ -18,7 +18,8 @@ import { detectDebugHost } from "./debug-host.js";
 import { connectDocker, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
-import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker/reaper.js";
+import { layerCheck } from "./docker/layer-check.js";
+import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
@@ -47,6 +48,8 @@ export class GradingAgent implements LinkedCore {
   /** Observers' view of the agent: one event per closed job. */
   readonly observed = new EventEmitter<AgentEvents>();
   private environments: Environments = {};
+  /** Whether jobs get /task as an overlay volume over the task folder (decided at start: see docker/layer-check.ts). */
+  layeredTasks = false;
   private readonly runtimes = new Map<string, RuntimeSpec>();
   private cgroupVersion: 1 | 2 = 1;
   private pool: Piscina | null = null;
@@ -127,10 +130,25 @@ export class GradingAgent implements LinkedCore {
     this.registry.debugHost = this.chooseDebugHost();
 
     await removeLeftoverContainers(this.docker, this.id, this.log);
+    await removeLeftoverVolumes(this.docker, this.id, this.log);
     await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log);
+    await this.chooseTaskFolders();
     this.followEngine();
     this.startPool();
     this.log.info({ threads: this.config.poolThreads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");
+  }
+
+  /** Layered task folders when the engine shows it can make them here, unless --copy-task-folders. */
+  private async chooseTaskFolders(): Promise<void> {
+    if (this.config.copyTaskFolders === true) {
+      this.log.info({ check: "task-folders", mode: "copy" }, "task folders are copied into job directories (--copy-task-folders)");
+      return;
+    }
+    const image = Object.values(this.environments).flatMap((byName) => Object.values(byName))[0]?.id ?? null;
+    const refused = await layerCheck(this.docker, this.tmpdir, this.tasks, image, this.id, this.log);
+    this.layeredTasks = refused === null;
+    if (refused === null) this.log.info({ check: "task-folders", mode: "layered" }, "a job's /task is a writable layer over its task folder (no copy)");
+    else this.log.warn({ check: "task-folders", mode: "copy", reason: refused }, "task folders are copied into job directories: the engine cannot layer them here");
   }
 
   private chooseDebugHost(): string | null {
@@ -277,6 +295,7 @@ export class GradingAgent implements LinkedCore {
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
       sshAllowed: this.config.ssh,
       studentContainers: this.config.studentContainers ?? DEFAULT_STUDENT_CONTAINERS,
+      layeredTasks: this.layeredTasks,
       logLevel: this.log.level,
       logDestination: this.config.logDestination ?? 1,
     };

@@ -51,6 +51,8 @@ export interface AgentConfig {
   metricsHost?: string;
   /** Enforce each job's `limits.disk` (absent: yes); false ignores it, as INGInious's own agent does. */
   diskLimit?: boolean;
+  /** Copy task folders into job directories even where the engine can layer them (--copy-task-folders). */
+  copyTaskFolders?: boolean;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";

@@ -1,7 +1,7 @@
 /**
  * The end of every job in its worker, whatever happened: its student containers removed and their
- * ports freed, its grading container removed, each removal told to the main thread, and its job
- * directory deleted; files that a container wrote as another user are removed as root by a short
+ * ports freed, its grading container removed, each removal told to the main thread, its layered
+ * /task volume removed (src/jobs/task-layer.ts), and its job directory deleted; files that a container wrote as another user are removed as root by a short
  * container of the job's own image when the agent itself is not root.
  *
  * When an engine call of the job went unanswered, or a removal failed, the cleanup does not end
@@ -10,6 +10,7 @@
  */
 import type Docker from "dockerode";
 import { ENGINE_RECOVERY_MS, waitDeadlineMs } from "../src/docker/deadline.js";
+import { removeVolumeQuietly } from "../src/docker/engine.js";
 import { LABEL_AGENT, LABEL_JOB } from "../src/docker/labels.js";
 import { removeJobDirectory, removeJobDirectorySync } from "../src/jobs/job-directory.js";
 import { rootCleanupSpec } from "./container-specs.js";
@@ -24,6 +25,10 @@ export async function cleanup(ctx: JobContext): Promise<void> {
   (ctx.stdin as { destroy?: () => void } | null)?.destroy?.();
   const removed = await removeKnown(ctx);
   if (!removed || ctx.timedOut.length > 0) await removeUntilGone(ctx);
+  const volume = ctx.paths?.taskVolume ?? null;
+  if (volume !== null) {
+    await engineCall(ctx, "volume remove", () => removeVolumeQuietly(ctx.docker, volume, ctx.log)).catch(() => false);
+  }
   try {
     removeJobDirectorySync(ctx.task.jobDir);
   } catch (err) {

@@ -1,16 +1,25 @@
-/** Removes what an earlier run of this same agent left: its labelled containers and its job directories. */
+/** Removes what an earlier run of this same agent left: its labelled containers and volumes, and its job directories. */
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
 import { JOB_DIR_MARKER, JOB_DIR_PREFIX, removeJobDirectory } from "../jobs/job-directory.js";
-import { removeQuietly } from "./engine.js";
+import { removeQuietly, removeVolumeQuietly } from "./engine.js";
 import { LABEL_AGENT } from "./labels.js";
 
 export async function removeLeftoverContainers(docker: Docker, agent: string, log: Logger): Promise<number> {
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${agent}`] } });
   await Promise.all(list.map((c) => removeQuietly(docker, c.Id, log)));
   if (list.length > 0) log.info({ count: list.length }, "removed containers left by an earlier run of this agent");
+  return list.length;
+}
+
+/** The layered /task volumes (jobs/task-layer.ts) of its jobs: after its containers, which held them. */
+export async function removeLeftoverVolumes(docker: Docker, agent: string, log: Logger): Promise<number> {
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABEL_AGENT}=${agent}`] } });
+  const list = Volumes ?? [];
+  await Promise.all(list.map((v) => removeVolumeQuietly(docker, v.Name, log)));
+  if (list.length > 0) log.info({ count: list.length }, "removed volumes left by an earlier run of this agent");
   return list.length;
 }
 

@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from "node:events";
 import type Docker from "dockerode";
-import { killQuietly, removeQuietly } from "../docker/engine.js";
+import { killQuietly, removeQuietly, removeVolumeQuietly } from "../docker/engine.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
 import type { Outbox } from "./outbox.js";
@@ -17,6 +17,7 @@ import type { Logger } from "../log.js";
 import type { AgentJobDone, BackendKillJob, BadFrameError, EncodedJobDone } from "../protocol/messages.js";
 import { Job, RecentJobs } from "./job.js";
 import { removeJobDirectory } from "./job-directory.js";
+import { taskVolumeName } from "./task-layer.js";
 import type { GradingOutcome, MainApi, PhaseTimings, WorkerOutcome } from "./job-task.js";
 import type { AgentEvents } from "./observed.js";
 import { composeOutcome, jobDone } from "./outcome.js";
@@ -307,6 +308,7 @@ export class JobRegistry {
   private async cleanupAfter(job: Job, containers: string[]): Promise<void> {
     await Promise.all(containers.map((id) => removeQuietly(this.docker, id, this.log)));
     for (const id of containers) this.containerOwner.delete(id);
+    await removeVolumeQuietly(this.docker, taskVolumeName(job.jobDir), this.log);
     try {
       await removeJobDirectory(job.jobDir);
     } catch (err) {

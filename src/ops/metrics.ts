@@ -30,6 +30,8 @@ export interface MetricsSources {
   queuedJobs(): number;
   /** Warm grading containers ready for a job. */
   warmContainers(): number;
+  /** Whether jobs' /task is layered over the task folder rather than copied (src/jobs/task-layer.ts). */
+  layeredTasks(): boolean;
   /** MB jobs, student and warm containers may reserve together (host memory less --memory-reserve). */
   memoryUsableMb: number;
   /** MB reserved right now by the memory limits of jobs, student and warm containers. */
@@ -156,6 +158,10 @@ function capacityMetrics(registry: Registry, src: MetricsSources): void {
   new Gauge({
     name: `${METRIC_PREFIX}warm_containers`, help: "Warm grading containers started ahead and waiting for a job (see --warm).",
     registers: [registry], collect() { this.set(src.warmContainers()); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}task_folders_layered`, help: "1 when a job's /task is a writable overlay layer over its task folder, 0 when task folders are copied (--copy-task-folders, or the start-up check failed).",
+    registers: [registry], collect() { this.set(src.layeredTasks() ? 1 : 0); },
   });
   const MB = 1024 * 1024;
   new Gauge({

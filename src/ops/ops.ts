@@ -38,6 +38,7 @@ export async function startOps(config: AgentConfig, agent: GradingAgent, link: B
     runningJobs: () => agent.dispatchedJobs,
     queuedJobs: () => agent.queuedJobs,
     warmContainers: () => agent.warmContainers,
+    layeredTasks: () => agent.layeredTasks,
     memoryUsableMb: agent.memory.usableMb,
     memoryReservedMb: () => agent.memory.reservedMb,
     jobsWaitingForMemory: () => agent.jobsWaitingForMemory,
