@@ -171,7 +171,10 @@ test("SIGKILL with layered jobs running, then a restart: no container, volume or
     first.signal("SIGKILL");
     await second?.stop();
     backend.close();
-    await eventually(async () => assert.deepEqual(await engineContainers([tmp]), before));
-    root.remove();
+    try {
+      await eventually(async () => assert.deepEqual(await engineContainers([tmp]), before));
+    } finally {
+      root.remove();
+    }
   }
 });

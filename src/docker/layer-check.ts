@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, promises as fs, realpathSync, writeFileSync } fr
 import path from "node:path";
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
-import { JOB_DIR_MARKER, JOB_DIR_PREFIX, removeJobDirectory } from "../jobs/job-directory.js";
+import { JOB_DIR_MARKER, JOB_DIR_PREFIX } from "../jobs/job-directory.js";
 import { taskVolumeName, unsafePathRefusal, taskVolumeSpec } from "../jobs/task-layer.js";
 import { withDeadline } from "./deadline.js";
 import { removeQuietly, removeVolumeQuietly } from "./engine.js";
@@ -27,10 +27,10 @@ export async function layerCheck(docker: Docker, tmpdir: string, coursesDir: str
   const dir = path.resolve(tmpdir, `${JOB_DIR_PREFIX}layer-check`);
   const refused = unsafePathRefusal(realpathSync(coursesDir), dir);
   if (refused !== null) return refused;
-  await removeJobDirectory(dir);
+  const labels = containerLabels(agent, "layer-check", "grading");
+  if (!(await removeCheckDir(docker, image, dir, labels, log))) return `cannot remove ${dir} left by an earlier check`;
   mkdirSync(dir, { mode: 0o700 });
   writeFileSync(path.join(dir, JOB_DIR_MARKER), agent);
-  const labels = containerLabels(agent, "layer-check", "grading");
   const volume = taskVolumeName(dir);
   const upper = path.join(dir, "upper");
   let container: Docker.Container | null = null;
@@ -53,6 +53,36 @@ export async function layerCheck(docker: Docker, tmpdir: string, coursesDir: str
   } finally {
     if (container !== null) await removeQuietly(docker, container.id, log);
     await removeVolumeQuietly(docker, volume, log);
-    await fs.rm(dir, { recursive: true, force: true }).catch((err: Error) => log.warn({ dir, err: err.message }, "cannot remove the layer check's directory"));
+    if (!(await removeCheckDir(docker, image, dir, labels, log))) log.warn({ dir }, "cannot remove the layer check's directory");
+  }
+}
+
+/**
+ * Removes the check's directory; an agent that is not root cannot remove the overlay's
+ * `work/work` (the kernel makes it root's, mode 000) nor what the probe wrote: a short root
+ * container of the probe's image removes them first. True when the directory is gone.
+ */
+async function removeCheckDir(docker: Docker, image: string, dir: string, labels: Record<string, string>, log: Logger): Promise<boolean> {
+  try {
+    await fs.rm(dir, { recursive: true, force: true });
+    return true;
+  } catch {
+    /* files of root's: below */
+  }
+  let helper: Docker.Container | null = null;
+  try {
+    helper = await docker.createContainer({
+      Image: image, Cmd: ["rm", "-rf", "/d/upper", "/d/work"], Labels: labels, User: "0",
+      HostConfig: { Binds: [`${dir}:/d`], NetworkMode: "none", LogConfig: { Type: "none", Config: {} } },
+    });
+    await withDeadline("start", CHECK_MS, () => helper!.start());
+    await withDeadline("wait", CHECK_MS, () => helper!.wait());
+    await fs.rm(dir, { recursive: true, force: true });
+    return true;
+  } catch (err) {
+    log.debug({ dir, err: (err as Error).message }, "cannot remove the layer check's directory");
+    return false;
+  } finally {
+    if (helper !== null) await removeQuietly(docker, helper.id, log);
   }
 }
