@@ -46,28 +46,33 @@ export function layerRefusal(taskDir: string, courseDir: string, jobDir: string)
   if (!isInside(lower, courseReal)) return "the task folder is a link to a folder outside the course folder";
   const unsafe = unsafePathRefusal(lower, jobDir);
   if (unsafe !== null) return unsafe;
-  const walked = linkToWalk(lower, courseReal, 0);
+  const walked = linkToWalk(lower, courseReal, [lower]);
   return walked === null ? null : `${path.relative(lower, walked)} is a link to a directory inside the course, which the copy expands`;
 }
 
-/** The first link under `dir` that copy-tree.ts would walk as a directory, or null. */
-function linkToWalk(dir: string, courseReal: string, depth: number): string | null {
-  if (depth > MAX_DEPTH) return null;
+/**
+ * The first link under `dir` that copy-tree.ts would walk as a directory, or null: one to a
+ * directory inside the course that does not contain a directory being walked (`ancestors`, real
+ * paths, outermost first; the copy keeps a link to `.` or `..` as a link).
+ */
+function linkToWalk(dir: string, courseReal: string, ancestors: string[]): string | null {
+  if (ancestors.length > MAX_DEPTH) return null;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) {
-      const found = linkToWalk(p, courseReal, depth + 1);
+      const found = linkToWalk(p, courseReal, [...ancestors, path.join(ancestors[ancestors.length - 1]!, e.name)]);
       if (found !== null) return found;
-    } else if (e.isSymbolicLink() && walkable(p, courseReal)) {
+    } else if (e.isSymbolicLink() && walkable(p, courseReal, ancestors)) {
       return p;
     }
   }
   return null;
 }
 
-function walkable(link: string, courseReal: string): boolean {
+function walkable(link: string, courseReal: string, ancestors: readonly string[]): boolean {
   try {
-    return isInside(realpathSync(link), courseReal) && statSync(link).isDirectory();
+    const target = realpathSync(link);
+    return isInside(target, courseReal) && !ancestors.some((a) => isInside(a, target)) && statSync(target).isDirectory();
   } catch {
     return false; // dangling or a loop: the copy keeps it as a link too
   }
