@@ -18,7 +18,8 @@ import { detectDebugHost } from "./debug-host.js";
 import { connectDocker, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
-import { layerCheck } from "./docker/layer-check.js";
+import type { TaskFolders } from "./docker/layer-check.js";
+import { COPY_TASK_FOLDERS, removeAgentLayersDir, setUpTaskFolders } from "./docker/task-folders.js";
 import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
@@ -30,6 +31,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import { DEFAULT_STUDENT_CONTAINERS } from "./config.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
+import { chosenLayersDir } from "./jobs/layer-place.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
 import { MemoryBudget, hostMemoryMb, memoryAdvice, usableMemoryMb } from "./limits/memory-budget.js";
 import { PortPool } from "./limits/port-pool.js";
@@ -48,8 +50,8 @@ export class GradingAgent implements LinkedCore {
   /** Observers' view of the agent: one event per closed job. */
   readonly observed = new EventEmitter<AgentEvents>();
   private environments: Environments = {};
-  /** Whether jobs get /task as an overlay volume over the task folder (decided at start: see docker/layer-check.ts). */
-  layeredTasks = false;
+  /** How jobs get /task: an overlay volume over the task folder, where, or a copy (decided at start: see docker/layer-check.ts). */
+  taskFolders: TaskFolders = COPY_TASK_FOLDERS;
   private readonly runtimes = new Map<string, RuntimeSpec>();
   private cgroupVersion: 1 | 2 = 1;
   private pool: Piscina | null = null;
@@ -61,6 +63,8 @@ export class GradingAgent implements LinkedCore {
   /** What jobs, student and warm containers have reserved of the memory they may use. */
   readonly memory: MemoryBudget;
   private readonly tmpdir: string;
+  /** Where jobs' layer folders are made when the check allows it (--task-layers-dir, or /dev/shm). */
+  private readonly layersPlace: string | null;
   private readonly tasks: string;
   private shuttingDown: Promise<void> | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
@@ -71,6 +75,7 @@ export class GradingAgent implements LinkedCore {
     readonly docker: Docker,
   ) {
     this.tmpdir = path.resolve(config.tmpdir);
+    this.layersPlace = chosenLayersDir(config.taskLayersDir);
     this.tasks = path.resolve(config.tasks);
     this.id = agentId(this.tmpdir);
     const limits = openFileLimits();
@@ -140,15 +145,16 @@ export class GradingAgent implements LinkedCore {
 
   /** Layered task folders when the engine shows it can make them here, unless --copy-task-folders. */
   private async chooseTaskFolders(): Promise<void> {
-    if (this.config.copyTaskFolders === true) {
-      this.log.info({ check: "task-folders", mode: "copy" }, "task folders are copied into job directories (--copy-task-folders)");
-      return;
-    }
     const image = Object.values(this.environments).flatMap((byName) => Object.values(byName))[0]?.id ?? null;
-    const refused = await layerCheck(this.docker, this.tmpdir, this.tasks, image, this.id, this.log);
-    this.layeredTasks = refused === null;
-    if (refused === null) this.log.info({ check: "task-folders", mode: "layered" }, "a job's /task is a writable layer over its task folder (no copy)");
-    else this.log.warn({ check: "task-folders", mode: "copy", reason: refused }, "task folders are copied into job directories: the engine cannot layer them here");
+    this.taskFolders = await setUpTaskFolders(this.docker, {
+      tmpdir: this.tmpdir, coursesDir: this.tasks, layersPlace: this.layersPlace, image, agent: this.id, copy: this.config.copyTaskFolders === true,
+    }, this.log);
+    this.registry.taskLayersDir = this.taskFolders.layersDir;
+  }
+
+  /** Whether jobs get /task as an overlay volume over the task folder (metrics). */
+  get layeredTasks(): boolean {
+    return this.taskFolders.mode !== "copy";
   }
 
   private chooseDebugHost(): string | null {
@@ -296,6 +302,8 @@ export class GradingAgent implements LinkedCore {
       sshAllowed: this.config.ssh,
       studentContainers: this.config.studentContainers ?? DEFAULT_STUDENT_CONTAINERS,
       layeredTasks: this.layeredTasks,
+      taskLayersDir: this.taskFolders.layersDir,
+      layerMetacopy: this.taskFolders.metacopy,
       logLevel: this.log.level,
       logDestination: this.config.logDestination ?? 1,
     };
@@ -346,6 +354,7 @@ export class GradingAgent implements LinkedCore {
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});
+      removeAgentLayersDir(this.layersPlace, this.id);
     })();
     return this.shuttingDown;
   }

@@ -53,6 +53,8 @@ export interface AgentConfig {
   diskLimit?: boolean;
   /** Copy task folders into job directories even where the engine can layer them (--copy-task-folders). */
   copyTaskFolders?: boolean;
+  /** The folder jobs' writable layers are made on (--task-layers-dir); absent: /dev/shm when it is a tmpfs, else job directories. */
+  taskLayersDir?: string | null;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";

@@ -6,13 +6,10 @@
  * names it.
  */
 import type Docker from "dockerode";
-import { realpathSync } from "node:fs";
-import {
-  prepareFailureText, prepareJobDirectory, prepareLayeredJobDirectory, type JobPaths,
-} from "../src/jobs/job-directory.js";
-import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-layer.js";
+import { prepareFailureText } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
+import { dropLayerAfterStart, layerMountFailed, prepareTaskFolder } from "./task-folder.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
 /** A running grading container and its attach stream (stdin, stdout and stderr). */
@@ -31,30 +28,11 @@ export const ATTACH_OPTIONS = { stream: true, stdin: true, stdout: true, stderr:
 
 export const KILLED_BEFORE_START: NotStarted = { text: "The job was killed before its container started." };
 
-/**
- * The job directory: with /task layered over the task folder when the agent does that and the
- * task allows it (src/jobs/task-layer.ts says why not, and the job copies), else copied.
- */
-async function prepare(ctx: JobContext): Promise<JobPaths> {
-  const t = ctx.task;
-  if (!t.layeredTasks || t.taskDir === null || t.courseDir === null) return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
-  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
-  if (refused !== null) {
-    ctx.log.info({ task: t.taskDir, reason: refused }, "copying the task folder: it cannot be layered");
-    return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
-  }
-  const volume = taskVolumeName(t.jobDir);
-  const p = prepareLayeredJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir, volume);
-  ctx.paths = p; // the cleanup removes the volume from here on, even if its creation is not answered
-  const spec = taskVolumeSpec(volume, realpathSync(t.taskDir), p.upper, p.work, t.labels);
-  await engineCall(ctx, "volume create", (abortSignal) => ctx.docker.createVolume({ ...spec, abortSignal }));
-  return p;
-}
-
-export async function createAndStart(ctx: JobContext): Promise<Started | NotStarted> {
+/** `copy`: the job's layer was refused once (workers/task-folder.ts): its task is copied. */
+export async function createAndStart(ctx: JobContext, copy = false): Promise<Started | NotStarted> {
   const t = ctx.task;
   try {
-    ctx.paths = await prepare(ctx);
+    ctx.paths = await prepareTaskFolder(ctx, copy);
     phase(ctx, "prepare");
   } catch (err) {
     ctx.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
@@ -85,6 +63,7 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
     log.debug("started grading container");
     return { container, stream };
   } catch (err) {
+    if (!copy && layerMountFailed(ctx, err) && (await dropLayerAfterStart(ctx, container, err as Error))) return createAndStart(ctx, true);
     log.warn({ err: (err as Error).message }, "failed to start grading container");
     return { text: `The agent could not start the grading container: ${(err as Error).message}` };
   }

@@ -30,6 +30,8 @@ export interface JobPaths {
   /** The writable layer and the overlay's work directory when /task is layered (task-layer.ts). */
   upper: string;
   work: string;
+  /** The job's layer folder holding upper/ and work/ when it is not the job directory (layer-place.ts). */
+  layer: string | null;
   /** The engine volume mounted at /task instead of task/ (null: task/ is a copy, bound there). */
   taskVolume: string | null;
 }
@@ -49,6 +51,7 @@ export function jobPaths(root: string): JobPaths {
     courseCommonStudent: path.join(root, "course", "common", "student"),
     upper: path.join(root, "upper"),
     work: path.join(root, "work"),
+    layer: null,
     taskVolume: null,
   };
 }
@@ -131,13 +134,21 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
 
 /**
  * Creates the job directory of a layered /task (task-layer.ts): the empty writable layer and the
- * overlay's work directory instead of a copy of the task; only task/student and task/systemfiles
- * are copied, as real folders of the job directory, mounted over the layer (student containers
- * bind them: workers/student-binds.ts).
+ * overlay's work directory instead of a copy of the task, in the job's layer folder `layer` (made
+ * here, with the job directory's marker) or else the job directory; only task/student and
+ * task/systemfiles are copied, as real folders of the job directory, mounted over the layer
+ * (student containers bind them: workers/student-binds.ts).
  */
-export function prepareLayeredJobDirectory(root: string, marker: string, taskDir: string, courseDir: string, volume: string): JobPaths {
+export function prepareLayeredJobDirectory(
+  root: string, marker: string, taskDir: string, courseDir: string, volume: string, layer: string | null = null,
+): JobPaths {
   const p = makeRoot(root, marker);
   refuseLinks(taskDir, "task", OPENED_IN_TASK);
+  if (layer !== null) {
+    mkdirSync(layer, { mode: 0o700 });
+    writeFileSync(path.join(layer, JOB_DIR_MARKER), marker);
+    Object.assign(p, { layer, upper: path.join(layer, "upper"), work: path.join(layer, "work") });
+  }
   mkdirOpen(p.upper); // the layer's root takes this mode, as the copy's task/ has 0777
   mkdirSync(p.work, { mode: 0o700 });
   mkdirOpen(p.task);

@@ -1,7 +1,7 @@
 /**
  * A job's `/task` without copying the task's files: an engine-made local volume of type overlay,
- * the course's task folder as its read-only lower layer and the job directory's `upper/` (with
- * `work/`) as its writable layer. The grader reads, writes, deletes and renames anything; what it
+ * the course's task folder as its read-only lower layer and an `upper/` (with `work/`) as its
+ * writable layer, in the job's layer folder (src/jobs/layer-place.ts) or else the job directory. The grader reads, writes, deletes and renames anything; what it
  * changes lands in `upper/`, never in the course or another job. The engine mounts it when the
  * grading container starts (in whatever mount namespace the engine lives in) and the agent removes
  * the volume with the job; its labels are the job's, so a later run's reaper finds it.
@@ -78,14 +78,17 @@ function walkable(link: string, courseReal: string, ancestors: readonly string[]
   }
 }
 
+/**
+ * Mount options that make a change of owner or mode copy up only a file's metadata, not its data
+ * (and let a renamed directory stay in the lower layer): the grading images change the owner of
+ * every file of /task. Not every kernel accepts them; the start-up check tries.
+ */
+export const METACOPY_OPTIONS = "metacopy=on,redirect_dir=on";
+
 /** What the engine is asked to create: a local volume of type overlay, with the job's labels. */
 export function taskVolumeSpec(
-  name: string, lower: string, upper: string, work: string, labels: Record<string, string>,
+  name: string, lower: string, upper: string, work: string, labels: Record<string, string>, metacopy = false,
 ): { Name: string; Driver: string; DriverOpts: Record<string, string>; Labels: Record<string, string> } {
-  return {
-    Name: name,
-    Driver: "local",
-    DriverOpts: { type: "overlay", device: "overlay", o: `lowerdir=${lower},upperdir=${upper},workdir=${work}` },
-    Labels: labels,
-  };
+  const o = `lowerdir=${lower},upperdir=${upper},workdir=${work}${metacopy ? `,${METACOPY_OPTIONS}` : ""}`;
+  return { Name: name, Driver: "local", DriverOpts: { type: "overlay", device: "overlay", o }, Labels: labels };
 }

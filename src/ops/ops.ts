@@ -39,6 +39,7 @@ export async function startOps(config: AgentConfig, agent: GradingAgent, link: B
     queuedJobs: () => agent.queuedJobs,
     warmContainers: () => agent.warmContainers,
     layeredTasks: () => agent.layeredTasks,
+    taskFolderMode: () => agent.taskFolders.mode,
     memoryUsableMb: agent.memory.usableMb,
     memoryReservedMb: () => agent.memory.reservedMb,
     jobsWaitingForMemory: () => agent.jobsWaitingForMemory,
