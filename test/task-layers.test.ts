@@ -3,18 +3,20 @@
  * real engine: two jobs of one task at once delete, rewrite, rename and create files under /task;
  * each sees only its own changes, /course/common stays read-only, and the course's folder is
  * byte-identical afterwards. The same job with --copy-task-folders runs on a copy. A SIGKILL of the
- * agent with layered jobs running, then a restart, leaves no container, volume or job directory.
+ * agent with layered jobs running, then a restart, leaves no container, volume, job directory or
+ * layer folder (on /dev/shm by default: src/jobs/layer-place.ts).
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AgentProcess, tempDir } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
 import { dirListing, docker, engineContainers, eventually, requireDocker } from "./helpers/docker.js";
 import { agentVolumes, startSession, type Session } from "./helpers/session.js";
 import { LABEL_AGENT, agentId } from "../src/docker/labels.js";
+import { agentLayersDir, isTmpfs } from "../src/jobs/layer-place.js";
 
 const COURSE = "layers";
 const TASK = "edit";
@@ -157,6 +159,9 @@ test("SIGKILL with layered jobs running, then a restart: no container, volume or
     for (let i = 0; i < 2; i++) await backend.send(newJob(`layer-kill-${i}`, { course_id: COURSE, task_id: TASK }));
     await eventually(async () => assert.equal((await ours()).length, 2), 30_000);
     assert.equal((await agentVolumes(tmp)).length, 2, "each running job has its volume");
+    const layers = agentLayersDir("/dev/shm", agentId(tmp));
+    const layerFolders = (): string[] => (existsSync(layers) ? readdirSync(layers).filter((n) => n.startsWith("job-")) : []);
+    if (isTmpfs("/dev/shm")) assert.equal(layerFolders().length, 2, "each running job has its layer folder on /dev/shm");
     first.signal("SIGKILL");
     await first.exited;
     const hello = backend.count("AgentHello");
@@ -165,6 +170,7 @@ test("SIGKILL with layered jobs running, then a restart: no container, volume or
     assert.deepEqual(await ours(), []);
     assert.deepEqual(await agentVolumes(tmp), []);
     assert.deepEqual(await dirListing(tmp), []);
+    assert.deepEqual(layerFolders(), [], "the layer folders the killed run left are removed");
     assert.ok(second.logs.some((l) => /removed volumes left by an earlier run/.test(l.msg) && l["count"] === 2));
   } finally {
     stopPings();

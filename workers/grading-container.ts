@@ -9,7 +9,7 @@ import type Docker from "dockerode";
 import { prepareFailureText } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
-import { dropLayerAfterStart, layerMountFailed, prepareTaskFolder } from "./task-folder.js";
+import { dropRefusedLayer, layerMountFailed, prepareTaskFolder } from "./task-folder.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
 /** A running grading container and its attach stream (stdin, stdout and stderr). */
@@ -44,6 +44,7 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
     const spec = gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network);
     container = await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
+    if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, null, err as Error))) return createAndStart(ctx, true);
     ctx.log.warn({ err: (err as Error).message }, "failed to create grading container");
     return { text: `The agent could not create the grading container: ${(err as Error).message}` };
   }
@@ -63,7 +64,7 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
     log.debug("started grading container");
     return { container, stream };
   } catch (err) {
-    if (!copy && layerMountFailed(ctx, err) && (await dropLayerAfterStart(ctx, container, err as Error))) return createAndStart(ctx, true);
+    if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, container, err as Error))) return createAndStart(ctx, true);
     log.warn({ err: (err as Error).message }, "failed to start grading container");
     return { text: `The agent could not start the grading container: ${(err as Error).message}` };
   }

@@ -51,21 +51,24 @@ export function layerMountFailed(ctx: JobContext, err: unknown): boolean {
 }
 
 /**
- * After the engine could not mount the job's layer at the grading container's start: the
- * container removed (the main thread told), the layer dropped; true when the job may start again
- * with a copy, false when something could not be removed (the job then crashes as before).
+ * After the engine could not mount the job's layer, when the grading container was created (the
+ * engine mounts a local volume with options then) or started: the container, if any, removed (the
+ * main thread told), the layer dropped; true when the job may start again with a copy, false when
+ * something could not be removed (the job then crashes as before).
  */
-export async function dropLayerAfterStart(ctx: JobContext, container: Docker.Container, err: Error): Promise<boolean> {
+export async function dropRefusedLayer(ctx: JobContext, container: Docker.Container | null, err: Error): Promise<boolean> {
   (ctx.stdin as { destroy?: () => void } | null)?.destroy?.();
   ctx.stdin = null;
-  try {
-    await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, v: true, abortSignal }));
-  } catch (removeErr) {
-    ctx.log.warn({ container: container.id, err: (removeErr as Error).message }, "cannot remove the container whose layer did not mount");
-    return false;
+  if (container !== null) {
+    try {
+      await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, v: true, abortSignal }));
+    } catch (removeErr) {
+      ctx.log.warn({ container: container.id, err: (removeErr as Error).message }, "cannot remove the container whose layer did not mount");
+      return false;
+    }
+    await ctx.api.containerRemoved(ctx.task.jobId, container.id);
+    ctx.grading = null;
   }
-  await ctx.api.containerRemoved(ctx.task.jobId, container.id);
-  ctx.grading = null;
   return dropLayer(ctx, err.message);
 }
 
