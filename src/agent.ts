@@ -18,7 +18,9 @@ import { detectDebugHost } from "./debug-host.js";
 import { connectDocker, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
-import { removeLeftoverContainers, removeLeftoverJobDirectories } from "./docker/reaper.js";
+import type { TaskFolders } from "./docker/layer-check.js";
+import { COPY_TASK_FOLDERS, removeAgentLayersDir, setUpTaskFolders } from "./docker/task-folders.js";
+import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
@@ -29,6 +31,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
 import { DEFAULT_STUDENT_CONTAINERS } from "./config.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
+import { chosenLayersDir } from "./jobs/layer-place.js";
 import { WarmContainers } from "./jobs/warm-containers.js";
 import { MemoryBudget, hostMemoryMb, memoryAdvice, usableMemoryMb } from "./limits/memory-budget.js";
 import { PortPool } from "./limits/port-pool.js";
@@ -47,6 +50,8 @@ export class GradingAgent implements LinkedCore {
   /** Observers' view of the agent: one event per closed job. */
   readonly observed = new EventEmitter<AgentEvents>();
   private environments: Environments = {};
+  /** How jobs get /task: an overlay volume over the task folder, where, or a copy (decided at start: see docker/layer-check.ts). */
+  taskFolders: TaskFolders = COPY_TASK_FOLDERS;
   private readonly runtimes = new Map<string, RuntimeSpec>();
   private cgroupVersion: 1 | 2 = 1;
   private pool: Piscina | null = null;
@@ -58,6 +63,8 @@ export class GradingAgent implements LinkedCore {
   /** What jobs, student and warm containers have reserved of the memory they may use. */
   readonly memory: MemoryBudget;
   private readonly tmpdir: string;
+  /** Where jobs' layer folders are made when the check allows it (--task-layers-dir, or /dev/shm). */
+  private readonly layersPlace: string | null;
   private readonly tasks: string;
   private shuttingDown: Promise<void> | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
@@ -68,6 +75,7 @@ export class GradingAgent implements LinkedCore {
     readonly docker: Docker,
   ) {
     this.tmpdir = path.resolve(config.tmpdir);
+    this.layersPlace = chosenLayersDir(config.taskLayersDir);
     this.tasks = path.resolve(config.tasks);
     this.id = agentId(this.tmpdir);
     const limits = openFileLimits();
@@ -127,10 +135,26 @@ export class GradingAgent implements LinkedCore {
     this.registry.debugHost = this.chooseDebugHost();
 
     await removeLeftoverContainers(this.docker, this.id, this.log);
+    await removeLeftoverVolumes(this.docker, this.id, this.log);
     await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log);
+    await this.chooseTaskFolders();
     this.followEngine();
     this.startPool();
     this.log.info({ threads: this.config.poolThreads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");
+  }
+
+  /** Layered task folders when the engine shows it can make them here, unless --copy-task-folders. */
+  private async chooseTaskFolders(): Promise<void> {
+    const image = Object.values(this.environments).flatMap((byName) => Object.values(byName))[0]?.id ?? null;
+    this.taskFolders = await setUpTaskFolders(this.docker, {
+      tmpdir: this.tmpdir, coursesDir: this.tasks, layersPlace: this.layersPlace, image, agent: this.id, copy: this.config.copyTaskFolders === true,
+    }, this.log);
+    this.registry.taskLayersDir = this.taskFolders.layersDir;
+  }
+
+  /** Whether jobs get /task as an overlay volume over the task folder (metrics). */
+  get layeredTasks(): boolean {
+    return this.taskFolders.mode !== "copy";
   }
 
   private chooseDebugHost(): string | null {
@@ -277,6 +301,9 @@ export class GradingAgent implements LinkedCore {
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
       sshAllowed: this.config.ssh,
       studentContainers: this.config.studentContainers ?? DEFAULT_STUDENT_CONTAINERS,
+      layeredTasks: this.layeredTasks,
+      taskLayersDir: this.taskFolders.layersDir,
+      layerMetacopy: this.taskFolders.metacopy,
       logLevel: this.log.level,
       logDestination: this.config.logDestination ?? 1,
     };
@@ -327,6 +354,7 @@ export class GradingAgent implements LinkedCore {
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});
+      removeAgentLayersDir(this.layersPlace, this.id);
     })();
     return this.shuttingDown;
   }

@@ -132,6 +132,8 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("--debugmode", "enable debug mode (for developers: also logs every message on the link)").default(false))
     .addOption(envOption("--disable-autorestart", "exit instead of reconnecting when the backend goes silent").default(false))
     .addOption(envOption("--disable-disk-limit", "ignore the disk limit of jobs (limits.disk, 1024 MB unless the task says otherwise), as INGInious's own agent does; by default a job that writes more ends as overflow").default(false))
+    .addOption(envOption("--copy-task-folders", "copy each job's task folder into its job directory, as INGInious's own agent does, even where the engine can give /task as a writable layer over the course's folder").default(false))
+    .addOption(envOption("--task-layers-dir <dir>", "folder on which each job's writable layer of /task is made (a filesystem overlayfs accepts as upper layer; default: /dev/shm when it is a tmpfs, else the job directory)"))
     .addOption(envOption("--ssh", "allow this agent to handle tasks that use SSH features").default(false))
     .addOption(envOption("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected (in the variable: groups separated by commas)"))
     .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
@@ -186,6 +188,8 @@ function daemonConfig(program: Command, argv: readonly string[], backendArg: str
     debugmode: Boolean(opts["debugmode"]),
     autorestart: !opts["disableAutorestart"],
     diskLimit: !opts["disableDiskLimit"],
+    copyTaskFolders: Boolean(opts["copyTaskFolders"]),
+    taskLayersDir: (opts["taskLayersDir"] as string | undefined) ?? null,
     ssh: Boolean(opts["ssh"]),
     runtimes,
     poolThreads: opts["poolThreads"] as number,

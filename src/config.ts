@@ -51,6 +51,10 @@ export interface AgentConfig {
   metricsHost?: string;
   /** Enforce each job's `limits.disk` (absent: yes); false ignores it, as INGInious's own agent does. */
   diskLimit?: boolean;
+  /** Copy task folders into job directories even where the engine can layer them (--copy-task-folders). */
+  copyTaskFolders?: boolean;
+  /** The folder jobs' writable layers are made on (--task-layers-dir); absent: /dev/shm when it is a tmpfs, else job directories. */
+  taskLayersDir?: string | null;
 }
 
 export const DEFAULT_DEBUG_PORTS = "64120-64130";

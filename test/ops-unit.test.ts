@@ -144,7 +144,7 @@ describe("metrics", () => {
     let reconnects = 0;
     const m = createAgentMetrics({
       observed, concurrency: 4,
-      runningJobs: () => running, queuedJobs: () => 2, warmContainers: () => 1,
+      runningJobs: () => running, queuedJobs: () => 2, warmContainers: () => 1, layeredTasks: () => true, taskFolderMode: () => "layers-dir-metacopy",
       memoryUsableMb: 1000, memoryReservedMb: () => 600, jobsWaitingForMemory: () => 1, studentsWaitingForMemory: () => 0,
       backendReconnects: () => reconnects, lastBackendMessageAt: () => performance.now(),
       dockerEventRestarts: () => 1, dockerEventsAlive: () => true, dockerUp: () => Promise.resolve(true),

@@ -151,6 +151,11 @@ for (const warm of [0, 2]) {
         const [result, text] = await runJob(s, n === 1 ? 0 : warm, `links-${warm}-${n}`, TASK);
         assert.equal(result, "success", text);
         checkSeen(text);
+        if (warm === 0) {
+          // the layered /task cannot show `shared` as the copy does: this task is copied, and the log says why
+          const why = s.agent.logs.find((l) => l.msg === "copying the task folder: it cannot be layered");
+          assert.match(String(why?.["reason"]), /^shared is a link to a directory inside the course/);
+        }
       });
     }
 

@@ -1,8 +1,10 @@
 /**
  * The end of every job in its worker, whatever happened: its student containers removed and their
- * ports freed, its grading container removed, each removal told to the main thread, and its job
- * directory deleted; files that a container wrote as another user are removed as root by a short
- * container of the job's own image when the agent itself is not root.
+ * ports freed, its grading container removed, each removal told to the main thread, its layered
+ * /task volume removed (src/jobs/task-layer.ts), and its layer folder (src/jobs/layer-place.ts)
+ * and job directory deleted; files that a container wrote as another user (and the overlay's
+ * work/work, root's) are removed as root by a short container of the job's own image when the
+ * agent itself is not root.
  *
  * When an engine call of the job went unanswered, or a removal failed, the cleanup does not end
  * until the engine lists none of the job's containers: the task settles only then, and the main
@@ -10,11 +12,13 @@
  */
 import type Docker from "dockerode";
 import { ENGINE_RECOVERY_MS, waitDeadlineMs } from "../src/docker/deadline.js";
+import { removeVolumeQuietly } from "../src/docker/engine.js";
 import { LABEL_AGENT, LABEL_JOB } from "../src/docker/labels.js";
 import { removeJobDirectory, removeJobDirectorySync } from "../src/jobs/job-directory.js";
 import { rootCleanupSpec } from "./container-specs.js";
 import { engineCall, type JobContext } from "./job-context.js";
 import { releaseStudentPorts, removeStudent } from "./students.js";
+import { jobLayerOf } from "./task-folder.js";
 
 /** Backoff between removal attempts while the engine does not answer. */
 const RETRY_FIRST_MS = 1000;
@@ -24,10 +28,17 @@ export async function cleanup(ctx: JobContext): Promise<void> {
   (ctx.stdin as { destroy?: () => void } | null)?.destroy?.();
   const removed = await removeKnown(ctx);
   if (!removed || ctx.timedOut.length > 0) await removeUntilGone(ctx);
-  try {
-    removeJobDirectorySync(ctx.task.jobDir);
-  } catch (err) {
-    await removeAsRoot(ctx, err as Error);
+  const volume = ctx.paths?.taskVolume ?? null;
+  if (volume !== null) {
+    await engineCall(ctx, "volume remove", () => removeVolumeQuietly(ctx.docker, volume, ctx.log)).catch(() => false);
+  }
+  const layer = jobLayerOf(ctx.task);
+  for (const dir of layer === null ? [ctx.task.jobDir] : [layer, ctx.task.jobDir]) {
+    try {
+      removeJobDirectorySync(dir);
+    } catch (err) {
+      await removeAsRoot(ctx, dir, err as Error);
+    }
   }
 }
 
@@ -105,11 +116,10 @@ async function removeListed(ctx: JobContext): Promise<boolean> {
 }
 
 /**
- * A job directory holding files a container wrote as another user cannot be removed by an
- * agent that is not root: a short container of the job's own image removes them as root.
+ * A job directory (or layer folder) holding files a container wrote as another user cannot be
+ * removed by an agent that is not root: a short container of the job's own image removes them as root.
  */
-async function removeAsRoot(ctx: JobContext, first: Error): Promise<void> {
-  const dir = ctx.task.jobDir;
+async function removeAsRoot(ctx: JobContext, dir: string, first: Error): Promise<void> {
   if (!/permission denied/.test(first.message)) {
     ctx.log.error({ err: first.message }, "failed to remove job directory");
     return;

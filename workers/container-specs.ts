@@ -81,7 +81,9 @@ export function gradingContainerSpec(
       // and refill them, not rename, remove or replace them, so a student container's bind of
       // them stays the job's folder (workers/student-binds.ts). The engine mounts by depth.
       Binds: [
-        `${p.task}:/task:Z`,
+        // A layered /task (src/jobs/task-layer.ts) is not relabelled: that would copy every
+        // file of the course's folder up into the job's layer.
+        p.taskVolume === null ? `${p.task}:/task:Z` : `${p.taskVolume}:/task`,
         `${p.student}:/task/student:Z`,
         `${p.systemfiles}:/task/systemfiles:Z`,
         `${p.sockets}:/sockets:Z`,
@@ -144,7 +146,7 @@ export function studentContainerSpec(
 export function rootCleanupSpec(t: Pick<JobTask, "image" | "labels" | "runtime">, dir: string): Docker.ContainerCreateOptions {
   return {
     Image: t.image,
-    Cmd: ["rm", "-rf", "/job/task", "/job/sockets", "/job/student-sockets", "/job/course"],
+    Cmd: ["rm", "-rf", "/job/task", "/job/sockets", "/job/student-sockets", "/job/course", "/job/upper", "/job/work"],
     User: "0",
     Labels: t.labels,
     HostConfig: { Binds: [`${dir}:/job:Z`], NetworkMode: "none", Runtime: t.runtime },

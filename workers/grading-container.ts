@@ -6,9 +6,10 @@
  * names it.
  */
 import type Docker from "dockerode";
-import { prepareFailureText, prepareJobDirectory } from "../src/jobs/job-directory.js";
+import { prepareFailureText } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
+import { dropRefusedLayer, layerMountFailed, prepareTaskFolder } from "./task-folder.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
 /** A running grading container and its attach stream (stdin, stdout and stderr). */
@@ -27,10 +28,11 @@ export const ATTACH_OPTIONS = { stream: true, stdin: true, stdout: true, stderr:
 
 export const KILLED_BEFORE_START: NotStarted = { text: "The job was killed before its container started." };
 
-export async function createAndStart(ctx: JobContext): Promise<Started | NotStarted> {
+/** `copy`: the job's layer was refused once (workers/task-folder.ts): its task is copied. */
+export async function createAndStart(ctx: JobContext, copy = false): Promise<Started | NotStarted> {
   const t = ctx.task;
   try {
-    ctx.paths = prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
+    ctx.paths = await prepareTaskFolder(ctx, copy);
     phase(ctx, "prepare");
   } catch (err) {
     ctx.log.error({ err: (err as Error).message, dir: t.jobDir }, "failed to prepare job directory");
@@ -42,6 +44,7 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
     const spec = gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network);
     container = await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
+    if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, null, err as Error))) return createAndStart(ctx, true);
     ctx.log.warn({ err: (err as Error).message }, "failed to create grading container");
     return { text: `The agent could not create the grading container: ${(err as Error).message}` };
   }
@@ -61,6 +64,7 @@ export async function createAndStart(ctx: JobContext): Promise<Started | NotStar
     log.debug("started grading container");
     return { container, stream };
   } catch (err) {
+    if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, container, err as Error))) return createAndStart(ctx, true);
     log.warn({ err: (err as Error).message }, "failed to start grading container");
     return { text: `The agent could not start the grading container: ${(err as Error).message}` };
   }

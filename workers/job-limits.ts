@@ -37,8 +37,16 @@ export async function watchDiskLimit(ctx: JobContext, container: Docker.Containe
   const upper = await upperDir(container);
   if (upper === null) log.warn("cannot see the container's writable layer: only the job directory counts for the disk limit");
   ctx.diskRoots.push(ctx.task.jobDir);
+  // A layered /task's writable layer (src/jobs/task-layer.ts) holds what the job wrote there,
+  // wherever it lives (a layer folder on a tmpfs: src/jobs/layer-place.ts).
+  const layer = ctx.paths?.taskVolume != null ? ctx.paths.layer : null;
+  if (layer !== null) ctx.diskRoots.push(ctx.paths!.upper);
   if (upper !== null) ctx.diskRoots.push(upper);
-  const baseline = await diskUsage([ctx.task.jobDir]);
+  // A layered /task starts empty, but what the grader changes of the task's own files is copied
+  // up into it whole (an image that chowns /task copies it all, unless the layer has metacopy):
+  // the task's size is allowed on top, as the copy's files are in the baseline of a copied /task.
+  const layered = ctx.paths?.taskVolume != null && ctx.task.taskDir !== null;
+  const baseline = await diskUsage([ctx.task.jobDir, ...(layer !== null ? [ctx.paths!.upper] : []), ...(layered ? [ctx.task.taskDir!] : [])]);
   ctx.disk = watchDisk(() => ctx.diskRoots, baseline + diskMb * 1024 * 1024, (bytes) => {
     log.info({ bytes, limitMb: diskMb }, "job over its disk limit: killing its containers");
     failJob(ctx, "disk limit", log);

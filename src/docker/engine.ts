@@ -59,3 +59,16 @@ export async function removeQuietly(docker: Docker, id: string, log: Logger): Pr
     return false;
   }
 }
+
+/** Removes a volume; already gone is fine. Returns false on other errors (in use: its container is not gone yet). */
+export async function removeVolumeQuietly(docker: Docker, name: string, log: Logger): Promise<boolean> {
+  try {
+    await docker.getVolume(name).remove();
+    log.debug({ volume: name }, "removed volume");
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 404) return true;
+    log.warn({ volume: name, err: (err as Error).message }, "failed to remove volume");
+    return false;
+  }
+}

@@ -27,6 +27,13 @@ export interface JobPaths {
   studentSockets: string;
   courseCommon: string;
   courseCommonStudent: string;
+  /** The writable layer and the overlay's work directory when /task is layered (task-layer.ts). */
+  upper: string;
+  work: string;
+  /** The job's layer folder holding upper/ and work/ when it is not the job directory (layer-place.ts). */
+  layer: string | null;
+  /** The engine volume mounted at /task instead of task/ (null: task/ is a copy, bound there). */
+  taskVolume: string | null;
 }
 
 export function jobPaths(root: string): JobPaths {
@@ -42,6 +49,10 @@ export function jobPaths(root: string): JobPaths {
     studentSockets: path.join(root, "student-sockets"),
     courseCommon: path.join(root, "course", "common"),
     courseCommonStudent: path.join(root, "course", "common", "student"),
+    upper: path.join(root, "upper"),
+    work: path.join(root, "work"),
+    layer: null,
+    taskVolume: null,
   };
 }
 
@@ -103,19 +114,56 @@ function mkdirOpen(p: string): void {
  * blocking system calls there cost far less CPU than a promise around each of them.
  */
 
-/** Creates and fills the job directory. `root` must not exist yet. */
-export function prepareJobDirectory(root: string, marker: string, taskDir: string | null, courseDir: string | null): JobPaths {
+function makeRoot(root: string, marker: string): JobPaths {
   const p = jobPaths(root);
   mkdirSync(root, { mode: 0o777 });
   chmodSync(root, 0o777);
   writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
   mkdirOpen(p.sockets);
   mkdirSync(p.studentSockets, { mode: 0o700 });
+  return p;
+}
+
+/** Creates and fills the job directory. `root` must not exist yet. */
+export function prepareJobDirectory(root: string, marker: string, taskDir: string | null, courseDir: string | null): JobPaths {
+  const p = makeRoot(root, marker);
   if (taskDir !== null && courseDir !== null) copyChecked(taskDir, p.task, courseDir, "task", OPENED_IN_TASK);
   mkdirOpen(p.task);
+  return finishDirectory(p, courseDir);
+}
+
+/**
+ * Creates the job directory of a layered /task (task-layer.ts): the empty writable layer and the
+ * overlay's work directory instead of a copy of the task, in the job's layer folder `layer` (made
+ * here, with the job directory's marker) or else the job directory; only task/student and
+ * task/systemfiles are copied, as real folders of the job directory, mounted over the layer
+ * (student containers bind them: workers/student-binds.ts).
+ */
+export function prepareLayeredJobDirectory(
+  root: string, marker: string, taskDir: string, courseDir: string, volume: string, layer: string | null = null,
+): JobPaths {
+  const p = makeRoot(root, marker);
+  refuseLinks(taskDir, "task", OPENED_IN_TASK);
+  if (layer !== null) {
+    mkdirSync(layer, { mode: 0o700 });
+    writeFileSync(path.join(layer, JOB_DIR_MARKER), marker);
+    Object.assign(p, { layer, upper: path.join(layer, "upper"), work: path.join(layer, "work") });
+  }
+  mkdirOpen(p.upper); // the layer's root takes this mode, as the copy's task/ has 0777
+  mkdirSync(p.work, { mode: 0o700 });
+  mkdirOpen(p.task);
+  for (const [name, dst] of [["student", p.student], ["systemfiles", p.systemfiles]] as const) {
+    const src = path.join(taskDir, name);
+    if (existsSync(src)) copyChecked(src, dst, courseDir, `task/${name}`, name === "student" ? ["scripts"] : []);
+  }
+  return finishDirectory({ ...p, taskVolume: volume }, courseDir);
+}
+
+/** What every job directory has after its task: the student folders and `$common`. */
+function finishDirectory(p: JobPaths, courseDir: string | null): JobPaths {
   mkdirOpen(p.student);
   mkdirOpen(p.systemfiles);
-  mkdirSync(path.join(root, "course"), { recursive: true });
+  mkdirSync(path.join(p.root, "course"), { recursive: true });
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
   if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
   mkdirSync(p.courseCommon, { recursive: true });

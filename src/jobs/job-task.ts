@@ -30,6 +30,12 @@ export interface PoolSettings {
   sshAllowed: boolean;
   /** Student containers one job may run at once (--student-containers); more requests wait. */
   studentContainers: number;
+  /** Whether a job's /task is an overlay volume over the task folder (src/jobs/task-layer.ts) rather than a copy. */
+  layeredTasks: boolean;
+  /** The agent's folder where each layered job's layer folder is made (src/jobs/layer-place.ts); null: in the job directory. */
+  taskLayersDir: string | null;
+  /** Whether layered volumes are mounted with metacopy (src/jobs/task-layer.ts METACOPY_OPTIONS). */
+  layerMetacopy: boolean;
   /** The main thread's pino level and log file descriptor, for the threads' own logger. */
   logLevel: string;
   logDestination: number;

@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from "node:events";
 import type Docker from "dockerode";
-import { killQuietly, removeQuietly } from "../docker/engine.js";
+import { killQuietly, removeQuietly, removeVolumeQuietly } from "../docker/engine.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
 import type { Outbox } from "./outbox.js";
@@ -17,6 +17,8 @@ import type { Logger } from "../log.js";
 import type { AgentJobDone, BackendKillJob, BadFrameError, EncodedJobDone } from "../protocol/messages.js";
 import { Job, RecentJobs } from "./job.js";
 import { removeJobDirectory } from "./job-directory.js";
+import { jobLayerFolder } from "./layer-place.js";
+import { taskVolumeName } from "./task-layer.js";
 import type { GradingOutcome, MainApi, PhaseTimings, WorkerOutcome } from "./job-task.js";
 import type { AgentEvents } from "./observed.js";
 import { composeOutcome, jobDone } from "./outcome.js";
@@ -49,6 +51,8 @@ export class JobRegistry {
   private readonly oomContainers = new Set<string>();
   /** Where students connect for SSH debug (null: SSH debug is off); known once the agent started. */
   debugHost: string | null = null;
+  /** The agent's folder of jobs' layer folders (layer-place.ts), or null; set once at start. */
+  taskLayersDir: string | null = null;
 
   constructor(
     private readonly docker: Docker,
@@ -307,10 +311,14 @@ export class JobRegistry {
   private async cleanupAfter(job: Job, containers: string[]): Promise<void> {
     await Promise.all(containers.map((id) => removeQuietly(this.docker, id, this.log)));
     for (const id of containers) this.containerOwner.delete(id);
-    try {
-      await removeJobDirectory(job.jobDir);
-    } catch (err) {
-      this.log.error({ job: job.id, err: (err as Error).message }, "failed to remove job directory");
+    await removeVolumeQuietly(this.docker, taskVolumeName(job.jobDir), this.log);
+    const layer = jobLayerFolder(this.taskLayersDir, job.jobDir);
+    for (const dir of layer === null ? [job.jobDir] : [layer, job.jobDir]) {
+      try {
+        await removeJobDirectory(dir);
+      } catch (err) {
+        this.log.error({ job: job.id, dir, err: (err as Error).message }, "failed to remove job directory");
+      }
     }
   }
 }

@@ -6,6 +6,7 @@
 import type { EventEmitter } from "node:events";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { AgentEvents, JobClosedInfo } from "../jobs/observed.js";
+import { TASK_FOLDER_MODES, type TaskFolderMode } from "../jobs/layer-place.js";
 import type { DockerErrorReport } from "./docker-errors.js";
 
 export const METRIC_PREFIX = "inginious_agent_";
@@ -30,6 +31,10 @@ export interface MetricsSources {
   queuedJobs(): number;
   /** Warm grading containers ready for a job. */
   warmContainers(): number;
+  /** Whether jobs' /task is layered over the task folder rather than copied (src/jobs/task-layer.ts). */
+  layeredTasks(): boolean;
+  /** Which way (src/jobs/layer-place.ts TASK_FOLDER_MODES): where the writable layers are, with metacopy or not, or copied. */
+  taskFolderMode(): TaskFolderMode;
   /** MB jobs, student and warm containers may reserve together (host memory less --memory-reserve). */
   memoryUsableMb: number;
   /** MB reserved right now by the memory limits of jobs, student and warm containers. */
@@ -156,6 +161,15 @@ function capacityMetrics(registry: Registry, src: MetricsSources): void {
   new Gauge({
     name: `${METRIC_PREFIX}warm_containers`, help: "Warm grading containers started ahead and waiting for a job (see --warm).",
     registers: [registry], collect() { this.set(src.warmContainers()); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}task_folders_layered`, help: "1 when a job's /task is a writable overlay layer over its task folder, 0 when task folders are copied (--copy-task-folders, or the start-up check failed).",
+    registers: [registry], collect() { this.set(src.layeredTasks() ? 1 : 0); },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}task_folders_mode`, labelNames: ["mode"],
+    help: "1 for the way jobs get /task, 0 for the others: layers-dir(-metacopy) (writable layers on /dev/shm or --task-layers-dir, with metacopy or not), job-dir(-metacopy) (in job directories), copy.",
+    registers: [registry], collect() { for (const m of TASK_FOLDER_MODES) this.set({ mode: m }, src.taskFolderMode() === m ? 1 : 0); },
   });
   const MB = 1024 * 1024;
   new Gauge({

@@ -38,6 +38,8 @@ export async function startOps(config: AgentConfig, agent: GradingAgent, link: B
     runningJobs: () => agent.dispatchedJobs,
     queuedJobs: () => agent.queuedJobs,
     warmContainers: () => agent.warmContainers,
+    layeredTasks: () => agent.layeredTasks,
+    taskFolderMode: () => agent.taskFolders.mode,
     memoryUsableMb: agent.memory.usableMb,
     memoryReservedMb: () => agent.memory.reservedMb,
     jobsWaitingForMemory: () => agent.jobsWaitingForMemory,

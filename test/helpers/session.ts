@@ -16,6 +16,12 @@ export interface Session {
   end(): Promise<void>;
 }
 
+/** The engine's volumes labelled with the agent of `tmpdir` (layered /task volumes). */
+export async function agentVolumes(tmpdir: string): Promise<string[]> {
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABEL_AGENT}=${agentId(tmpdir)}`] } });
+  return (Volumes ?? []).map((v) => v.Name);
+}
+
 /**
  * Starts an agent (warm containers off unless `warm` is given) against a fake backend.
  * Between tests, idle warm containers and their directories are the pool, not leaks; after
@@ -50,6 +56,7 @@ export async function startSession(
         assert.deepEqual((await engineContainers([tmp.path])).filter((id) => !warm.has(id)), before, "containers left behind");
         assert.deepEqual((await dirListing(tmp.path)).filter((d) => !d.startsWith("job-warm-")), [], "job directories left behind");
         assert.ok((await dirListing(tmp.path)).length <= warm.size, "a warm directory without its container");
+        assert.deepEqual(await agentVolumes(tmp.path), [], "volumes left behind");
       });
     },
     async end() {
@@ -59,6 +66,7 @@ export async function startSession(
       try {
         await eventually(async () => assert.deepEqual(await engineContainers([tmp.path]), before, "containers left behind"));
         assert.deepEqual(await dirListing(tmp.path), [], "job directories left behind");
+        assert.deepEqual(await agentVolumes(tmp.path), [], "volumes left behind");
       } finally {
         tmp.remove();
       }

@@ -1,0 +1,76 @@
+/**
+ * Where jobs' writable layers (src/jobs/task-layer.ts) live. The grading images change the owner
+ * and mode of every file of /task when a job starts and ends, and overlayfs copies a file up
+ * before changing it: with the layer on a tmpfs and metacopy that walk touches no disk and copies
+ * no data. So by default the layers are made on /dev/shm when it is a tmpfs; --task-layers-dir
+ * names another place; without either, in each job's directory. Each agent has its own folder
+ * there, `<dir>/inginious-agent-layers/<agent id>`, and each job a layer folder in it, named as
+ * its job directory and carrying the same marker, so that the reaper removes what a killed agent
+ * left just as it removes job directories.
+ */
+import { lstatSync, mkdirSync, chmodSync, statfsSync } from "node:fs";
+import path from "node:path";
+
+/** The default place of jobs' layers, when it is a tmpfs. */
+export const DEFAULT_LAYERS_DIR = "/dev/shm";
+/** The folder every agent's own folder is made in, on the layers' place. */
+export const LAYERS_FOLDER = "inginious-agent-layers";
+const TMPFS_MAGIC = 0x01021994;
+
+/** How a job's /task is given, best first: the label of the start-up log line and of the metric. */
+export const TASK_FOLDER_MODES = ["layers-dir-metacopy", "layers-dir", "job-dir-metacopy", "job-dir", "copy"] as const;
+export type TaskFolderMode = (typeof TASK_FOLDER_MODES)[number];
+
+export function isTmpfs(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** The place asked for: --task-layers-dir, else /dev/shm when it is a tmpfs, else null (job directories). */
+export function chosenLayersDir(configured: string | null | undefined): string | null {
+  if (configured != null && configured !== "") return path.resolve(configured);
+  return isTmpfs(DEFAULT_LAYERS_DIR) ? DEFAULT_LAYERS_DIR : null;
+}
+
+/** The agent's own folder on the layers' place. */
+export function agentLayersDir(dir: string, agent: string): string {
+  return path.join(dir, LAYERS_FOLDER, agent);
+}
+
+/** A job's layer folder (upper/ and work/), or null when its layer is in its job directory. */
+export function jobLayerFolder(agentLayers: string | null, jobDir: string): string | null {
+  return agentLayers === null ? null : path.join(agentLayers, path.basename(jobDir));
+}
+
+/**
+ * Makes the agent's folder on the layers' place (the shared folder above it open to every user
+ * and sticky, as /tmp, so that agents of other users make theirs too) and checks it is a real
+ * directory of this user's alone: another user's folder or a link there would let them see or
+ * swap jobs' layers. Throws with the reason.
+ */
+export function makeAgentLayersDir(dir: string, agent: string): string {
+  const shared = path.join(dir, LAYERS_FOLDER);
+  const own = agentLayersDir(dir, agent);
+  try {
+    mkdirSync(shared, { mode: 0o1777 });
+    chmodSync(shared, 0o1777);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`cannot make ${shared}: ${(err as Error).message}`);
+  }
+  const uid = process.getuid?.() ?? 0;
+  const top = lstatSync(shared);
+  if (!top.isDirectory() || (top.uid !== uid && top.uid !== 0 && (top.mode & 0o1000) === 0)) {
+    throw new Error(`${shared} is not a directory of this user, of root, or sticky`);
+  }
+  try {
+    mkdirSync(own, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`cannot make ${own}: ${(err as Error).message}`);
+  }
+  const st = lstatSync(own);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new Error(`${own} is not a directory of this user's alone (mode 0700)`);
+  return own;
+}
