@@ -25,7 +25,10 @@ export interface MemorySample {
   poolExternalMb: number;
   poolArrayBuffersMb: number;
   nativeMb: number;
-  perThread: Array<{ threadId: number; heapUsedMb: number; heapTotalMb: number; externalMb: number }>;
+  /** V8's young and old generations, main and pool threads together (parts of the heaps' totals). */
+  newSpaceMb: number;
+  oldSpaceMb: number;
+  perThread: Array<{ threadId: number; heapUsedMb: number; heapTotalMb: number; externalMb: number; newSpaceMb: number }>;
 }
 
 /** The parts RSS is split into, as named in the summary. */
@@ -37,7 +40,7 @@ export async function memorySample(agent: AgentProc, jobs: number): Promise<Memo
   const st = procStatus(agent.pid);
   if (!snap?.memory || !st) return null;
   const { main, threads } = snap.memory;
-  const sum = (k: "heapUsed" | "heapTotal" | "external" | "arrayBuffers"): number => threads.reduce((n, t) => n + t[k], 0);
+  const sum = (k: "heapUsed" | "heapTotal" | "external" | "arrayBuffers" | "newSpace" | "oldSpace"): number => threads.reduce((n, t) => n + t[k], 0);
   const known = main.heapTotal + main.external + sum("heapTotal") + sum("external");
   return {
     jobs, rssMb: mb(snap.rss), threads: st.threads, poolThreads: threads.length,
@@ -46,7 +49,10 @@ export async function memorySample(agent: AgentProc, jobs: number): Promise<Memo
     poolHeapUsedMb: mb(sum("heapUsed")), poolHeapTotalMb: mb(sum("heapTotal")),
     poolExternalMb: mb(sum("external")), poolArrayBuffersMb: mb(sum("arrayBuffers")),
     nativeMb: mb(snap.rss - known),
-    perThread: threads.map((t) => ({ threadId: t.threadId, heapUsedMb: mb(t.heapUsed), heapTotalMb: mb(t.heapTotal), externalMb: mb(t.external) })),
+    newSpaceMb: mb(main.newSpace + sum("newSpace")), oldSpaceMb: mb(main.oldSpace + sum("oldSpace")),
+    perThread: threads.map((t) => ({
+      threadId: t.threadId, heapUsedMb: mb(t.heapUsed), heapTotalMb: mb(t.heapTotal), externalMb: mb(t.external), newSpaceMb: mb(t.newSpace),
+    })),
   };
 }
 
@@ -64,7 +70,8 @@ export class MemoryCurve {
       this.samples.push(m);
       const external = Math.round((m.mainExternalMb + m.poolExternalMb) * 10) / 10;
       process.stdout.write(`${done}/${this.jobs} jobs, agent RSS ${m.rssMb} MB (heaps main ${m.mainHeapTotalMb} ` +
-        `pool ${m.poolHeapTotalMb} [${m.poolThreads} threads], external ${external}, native ${m.nativeMb}), ${wrong} wrong\n`);
+        `pool ${m.poolHeapTotalMb} [${m.poolThreads} threads], used ${Math.round((m.mainHeapUsedMb + m.poolHeapUsedMb) * 10) / 10}, ` +
+        `new space ${m.newSpaceMb}, external ${external}, native ${m.nativeMb}), ${wrong} wrong\n`);
     });
   }
 

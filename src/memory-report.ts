@@ -4,8 +4,11 @@
  * reads it through SIGUSR2, see loop-monitor.ts): each pool thread then listens on one
  * BroadcastChannel and answers a query with its own figures; the main thread asks and gathers
  * whatever threads answer, so threads that start or stop between two queries are simply
- * counted or not. Without the variable nothing listens and nothing is asked.
+ * counted or not. Without the variable nothing listens and nothing is asked. When node runs
+ * with --expose-gc (a diagnosis, never in service), each isolate collects its garbage first, so
+ * that heapUsed is what it really keeps.
  */
+import v8 from "node:v8";
 import { BroadcastChannel, threadId } from "node:worker_threads";
 
 const CHANNEL = "inginious-agent-memory";
@@ -18,6 +21,9 @@ export interface HeapFigures {
   /** C++ memory bound to this isolate's JS objects, arrayBuffers included. */
   external: number;
   arrayBuffers: number;
+  /** Committed size of V8's young generation (new_space) and old generation (old_space), part of heapTotal. */
+  newSpace: number;
+  oldSpace: number;
 }
 
 export interface ThreadHeap extends HeapFigures {
@@ -35,8 +41,13 @@ export function statsRequested(): boolean {
 }
 
 function heapFigures(): HeapFigures {
+  (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+  const space = (name: string): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.space_size ?? 0;
+  return {
+    heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers,
+    newSpace: space("new_space"), oldSpace: space("old_space"),
+  };
 }
 
 /** In a pool thread: answer the main thread's queries (only when stats are requested). */

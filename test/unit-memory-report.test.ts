@@ -32,6 +32,7 @@ test("each pool thread that is asked answers with its own heap figures; a thread
     for (const t of m.threads) {
       assert.ok(t.heapTotal >= t.heapUsed && t.heapUsed > 0, `thread ${t.threadId} heap figures`);
       assert.ok(t.external >= t.arrayBuffers);
+      assert.ok(t.newSpace > 0 && t.oldSpace > 0 && t.newSpace + t.oldSpace <= t.heapTotal, "V8's generations are parts of the heap");
     }
     assert.ok(m.main.heapUsed > 0);
     // a thread gone since: the query ends at its deadline with those that answered
@@ -55,7 +56,7 @@ function sample(jobs: number, parts: { main: number; pool: number; native: numbe
     jobs, rssMb: parts.main + parts.pool + parts.native + 20, threads: 17, poolThreads: 4,
     mainHeapUsedMb: parts.main - 2, mainHeapTotalMb: parts.main, mainExternalMb: 10, mainArrayBuffersMb: 0,
     poolHeapUsedMb: parts.pool - 2, poolHeapTotalMb: parts.pool, poolExternalMb: 10, poolArrayBuffersMb: 0,
-    nativeMb: parts.native, perThread: [],
+    nativeMb: parts.native, newSpaceMb: 4, oldSpaceMb: parts.main + parts.pool - 10, perThread: [],
   };
 }
 
