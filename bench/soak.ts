@@ -2,12 +2,15 @@
  * The soak: thousands of mixed jobs (every outcome) through the real agent process at
  * concurrency 8, checking every result, the agent's RSS over time, and that nothing is left.
  *
- *   npm run build && node dist/bench/soak.js [--jobs 2000] [--concurrency 8] [--warm 2]
+ *   npm run build && node dist/bench/soak.js [--jobs 2000] [--concurrency 8] [--warm 2] [--out file.json]
  *
- * Prints a summary and writes bench/results/soak-latest.json. Exit status 0 only when every
- * job got exactly one right answer, RSS stayed flat and no container or directory was left.
+ * Prints a summary and writes bench/results/soak-latest.json. Every 100 jobs it reads where the
+ * agent's memory is (soak-memory.ts); the summary says where RSS grew after job 500. Exit status
+ * 0 only when every job got exactly one right answer, RSS grew by at most 5 % after job 500 and
+ * no container or directory was left. Environment variables reach the agent (e.g. MALLOC_ARENA_MAX),
+ * and BENCH_AGENT_NODE_ARGS adds node flags to it.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -17,6 +20,7 @@ import { FakeBackend, newJob } from "../test/helpers/backend.js";
 import { LABEL_AGENT, agentId } from "../src/docker/labels.js";
 import type { BackendMessage } from "../src/protocol/messages.js";
 import { AgentProc } from "./agent-proc.js";
+import { MemoryCurve, growthSummary, type GrowthSummary } from "./soak-memory.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TASKS = path.join(REPO, "test/fixtures/tasks");
@@ -54,14 +58,17 @@ function pick(i: number): Kind {
   return KINDS[0]!;
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Math.round(parseInt(m[1]!, 10) / 102.4) / 10 : NaN;
+function writeSummary(out: string, summary: Record<string, unknown>, growth: GrowthSummary | null, ok: boolean): void {
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ ...summary, rss: undefined, memory: undefined, memoryGrowth: undefined }, null, 2)}\n`);
+  if (growth) process.stdout.write(`memory: ${growth.text}\nRSS growth after job ${growth.fromJobs}: ${growth.pass ? "pass" : "FAIL"}\n`);
+  process.stdout.write(`soak ${ok ? "passed" : "FAILED"}\n`);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { jobs: { type: "string" }, concurrency: { type: "string" }, warm: { type: "string" } },
+    options: { jobs: { type: "string" }, concurrency: { type: "string" }, warm: { type: "string" }, out: { type: "string" } },
   });
   const jobs = Number(values.jobs ?? 2000);
   const concurrency = Number(values.concurrency ?? 8);
@@ -76,7 +83,7 @@ async function main(): Promise<number> {
   ], dir);
   const stopPings = backend.pingEvery(1000);
   const started = Date.now();
-  const rss: Array<{ jobs: number; mb: number }> = [];
+  const curve = new MemoryCurve(agent, jobs);
   const wrong: string[] = [];
   const byKind = new Map<string, number>();
   let ok = true;
@@ -99,13 +106,11 @@ async function main(): Promise<number> {
         if (got !== kind.expect) wrong.push(`${id}: ${got} (${(d["result"] as string[])[1]}) instead of ${kind.expect}`);
         byKind.set(kind.name, (byKind.get(kind.name) ?? 0) + 1);
         done++;
-        if (done % 100 === 0) {
-          rss.push({ jobs: done, mb: rssMb(agent.pid) });
-          process.stdout.write(`${done}/${jobs} jobs, agent RSS ${rss.at(-1)!.mb} MB, ${wrong.length} wrong\n`);
-        }
+        if (done % 100 === 0) curve.sample(done, wrong.length);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, runOne));
+    await curve.finished();
     const doubles = new Set(backend.received.filter((r) => r.message["@type"] === "AgentJobDone").map((r) => r.message["job_id"]));
     const answers = backend.count("AgentJobDone");
     if (answers !== jobs || doubles.size !== jobs) {
@@ -120,23 +125,21 @@ async function main(): Promise<number> {
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT}=${agentId(tmpdir)}`] } });
   const dirsLeft = (await import("node:fs")).readdirSync(tmpdir);
   const seconds = (Date.now() - started) / 1000;
-  // RSS flat: over the second half of the run (V8 sizes its heaps during the first), at most 10% growth
-  const base = rss.find((r) => r.jobs >= jobs / 2);
-  const last = rss.at(-1);
-  const growth = base && last ? last.mb / base.mb : null;
+  // RSS levels off: after job 500 (V8 and malloc size themselves before), at most 5 % growth
+  const memory = curve.samples;
+  const growth = growthSummary(memory, jobs);
   const summary = {
     when: new Date().toISOString(),
     jobs, concurrency, warm: Number(warm), seconds: Math.round(seconds), jobsPerSecond: Math.round((jobs / seconds) * 100) / 100,
     byKind: Object.fromEntries(byKind), wrong: wrong.slice(0, 20), wrongCount: wrong.length,
-    rss, rssGrowth: growth === null ? null : Math.round(growth * 1000) / 1000,
+    rss: memory.map((m) => ({ jobs: m.jobs, mb: m.rssMb })), rssGrowth: growth?.growth ?? null,
+    memoryGrowth: growth, memory,
+    env: { MALLOC_ARENA_MAX: process.env["MALLOC_ARENA_MAX"] ?? null, nodeArgs: process.env["BENCH_AGENT_NODE_ARGS"] ?? null },
     containersLeft: left.length, directoriesLeft: dirsLeft.length,
     machine: { cores: os.availableParallelism(), memoryGb: Math.round(os.totalmem() / 2 ** 30) },
   };
-  ok = wrong.length === 0 && left.length === 0 && dirsLeft.length === 0 && (growth === null || growth <= 1.1);
-  const out = path.join(REPO, "bench/results");
-  mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, "soak-latest.json"), `${JSON.stringify(summary, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify({ ...summary, rss: undefined }, null, 2)}\nsoak ${ok ? "passed" : "FAILED"}\n`);
+  ok = wrong.length === 0 && left.length === 0 && dirsLeft.length === 0 && (growth === null || growth.pass);
+  writeSummary(path.resolve(values.out ?? path.join(REPO, "bench/results/soak-latest.json")), summary, growth, ok);
   for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
   rmSync(dir, { recursive: true, force: true });
   return ok ? 0 : 1;

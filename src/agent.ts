@@ -254,6 +254,11 @@ export class GradingAgent implements LinkedCore {
     return this.dispatcher.studentsWaitingForMemory;
   }
 
+  /** Pool threads alive now (they start with work and may stop when idle). */
+  get poolThreads(): number {
+    return this.pool?.threads.length ?? 0;
+  }
+
   /** Warm containers ready for a job (metrics). */
   get warmContainers(): number {
     return this.warm.ready;

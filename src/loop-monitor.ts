@@ -10,10 +10,12 @@
  * and thus the percentiles, come out the same at any rate; only the count of samples drops.
  * Node records the whole time between two samples; the figures here are how late a sample
  * came (that time minus 50 ms), so an idle loop reads about 0.
+ * The same file carries where the memory is (memory-report.ts): main isolate and pool threads.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { renameSync, writeFileSync } from "node:fs";
 import type { Logger } from "./log.js";
+import { askMemory, type MemoryBreakdown } from "./memory-report.js";
 
 export const LOOP_SAMPLE_MS = 50;
 
@@ -26,9 +28,12 @@ export interface LoopSnapshot {
   max: number;
   rss: number;
   cpu: NodeJS.CpuUsage;
+  /** JS heaps and external memory of the main isolate and of the pool threads that answered. */
+  memory: MemoryBreakdown;
 }
 
-export function installLoopMonitor(log: Logger): void {
+/** `poolThreads`: how many pool threads are alive now (the memory query waits for their answers). */
+export function installLoopMonitor(log: Logger, poolThreads: () => number): void {
   const h = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   h.enable();
   /** How late a sample came, in ms (2 decimals). */
@@ -39,12 +44,11 @@ export function installLoopMonitor(log: Logger): void {
   }, 60_000).unref();
   const statsFile = process.env["INGINIOUS_AGENT_STATS"];
   if (!statsFile) return;
-  process.on("SIGUSR2", () => {
-    const snapshot: LoopSnapshot = {
-      at: Date.now(), p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max),
-      rss: process.memoryUsage.rss(), cpu: process.cpuUsage(),
-    };
+  process.on("SIGUSR2", () => void (async () => {
+    const loop = { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) };
     h.reset();
+    const memory = await askMemory(poolThreads);
+    const snapshot: LoopSnapshot = { at: Date.now(), ...loop, rss: process.memoryUsage.rss(), cpu: process.cpuUsage(), memory };
     try {
       // written aside and renamed, so that a reader never sees half a file
       writeFileSync(`${statsFile}.tmp`, JSON.stringify(snapshot));
@@ -52,5 +56,5 @@ export function installLoopMonitor(log: Logger): void {
     } catch (err) {
       log.warn({ err: (err as Error).message, file: statsFile }, "cannot write the stats file");
     }
-  });
+  })());
 }

@@ -39,7 +39,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     log.fatal(message);
     return 1;
   }
-  installLoopMonitor(log);
+  installLoopMonitor(log, () => agent.poolThreads);
   const link = new BackendLink(config.backend, agent, log, { autorestart: config.autorestart, silenceMs: 10_000 });
   let ops: Ops | null = null;
   if (config.metricsPort !== undefined && config.metricsPort !== null) {

@@ -10,6 +10,7 @@ import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import { createLogger, type Logger } from "../src/log.js";
 import { connectDocker } from "../src/docker/engine.js";
 import { instrumentDocker, relayDockerError } from "../src/ops/docker-errors.js";
+import { answerMemoryQueries } from "../src/memory-report.js";
 import { MAIN_API_PORT, poolSettingsOf, type MainApi, type PoolSettings } from "../src/jobs/job-task.js";
 
 /** The agent's fixed settings, given once to this thread when the pool started it. */
@@ -40,6 +41,9 @@ try {
 } catch {
   /* not allowed here: run at the main thread's priority */
 }
+
+// the bench asks each thread where its memory is (only when INGINIOUS_AGENT_STATS is set)
+answerMemoryQueries();
 
 /** The thread's logger, at the main thread's level and destination. */
 export const threadLog: Logger = createLogger({ verbose: false, level: settings.logLevel, destination: settings.logDestination });
