@@ -243,10 +243,18 @@ export async function main(argv: string[]): Promise<number> {
     if (left > 0) log(`heavy: removed ${left} containers and volumes the agents left`);
     rmSync(root, { recursive: true, force: true });
   })());
-  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
+  let interrupted = false;
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      log(`heavy: ${sig}: stopping the agents, removing their containers, volumes and the task folder`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
   try {
     return await run(opts, docker, root, agents);
   } catch (err) {
+    if (interrupted) return 130;
     process.stderr.write(`heavy bench failed: ${(err as Error).stack ?? String(err)}\n`);
     for (const a of agents) if (a.agent !== null) process.stderr.write(`--- ${a.mode} agent's log, last lines:\n${await a.agent.tail(15)}\n`);
     return 1;
