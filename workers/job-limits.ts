@@ -21,12 +21,16 @@ export function statsDelay(cpuSeconds: number): number {
   return statsDelayMs(cpuSeconds, HOST_CPUS);
 }
 
+/** Writable layer of a container on overlay2 in its inspect, if any. */
+export function upperDirOf(info: Docker.ContainerInspectInfo): string | null {
+  const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
+  return typeof dir === "string" ? dir : null;
+}
+
 /** Writable layer of a container on overlay2, when this process can see it. */
 export async function upperDir(container: Docker.Container): Promise<string | null> {
   try {
-    const info = await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal }));
-    const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
-    return typeof dir === "string" ? dir : null;
+    return upperDirOf(await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal })));
   } catch {
     return null;
   }
@@ -34,7 +38,8 @@ export async function upperDir(container: Docker.Container): Promise<string | nu
 
 /** Starts counting what the job writes; the task's own files (already there) are not counted. */
 export async function watchDiskLimit(ctx: JobContext, container: Docker.Container, diskMb: number, log: Logger): Promise<void> {
-  const upper = await upperDir(container);
+  // a warm container's adoption inspected it already
+  const upper = ctx.upperDir?.containerId === container.id ? ctx.upperDir.dir : await upperDir(container);
   if (upper === null) log.warn("cannot see the container's writable layer: only the job directory counts for the disk limit");
   ctx.diskRoots.push(ctx.task.jobDir);
   if (upper !== null) ctx.diskRoots.push(upper);
