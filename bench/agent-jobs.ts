@@ -14,6 +14,13 @@ import type { JobRecord, Wire } from "./wire-client.js";
 const TRIVIAL_TIMEOUT_MS = 120_000;
 const BIG_TIMEOUT_MS = 300_000;
 
+/**
+ * The trivial job's limits: what the INGInious frontend sends for a task that sets none (its
+ * defaults: 1,024 MB of memory and 1,024 MB of disk), so that the disk watch every real job pays
+ * is in the figures.
+ */
+export const TRIVIAL_LIMITS = { time: 20, hard_time: 60, memory: 1024, disk: 1024 } as const;
+
 export function trivialJob(id: string): BackendNewJob {
   return {
     type: "BackendNewJob",
@@ -24,7 +31,7 @@ export function trivialJob(id: string): BackendNewJob {
     inputdata: { "@state": "", "@lang": "en" },
     environment_type: "docker",
     environment: "default",
-    environment_parameters: { limits: { time: 20, hard_time: 60, memory: 200 }, network_grading: false, run_cmd: null },
+    environment_parameters: { limits: { ...TRIVIAL_LIMITS }, network_grading: false, run_cmd: null },
     debug: false,
   };
 }

@@ -24,14 +24,14 @@ export class AgentProc {
   exitCode: number | null = null;
   private hasExited = false;
 
-  constructor(cli: string, args: string[], dir: string) {
+  constructor(cli: string, args: string[], dir: string, env: Record<string, string> = {}) {
     this.statsFile = path.join(dir, "agent-stats.json");
     this.logFile = path.join(dir, "agent.log");
     const fd = openSync(this.logFile, "a");
     const nodeArgs = (process.env["BENCH_AGENT_NODE_ARGS"] ?? "").split(/\s+/).filter((a) => a !== "");
     this.child = spawn(process.execPath, [...nodeArgs, cli, ...args], {
       stdio: ["ignore", fd, fd],
-      env: { ...process.env, INGINIOUS_AGENT_STATS: this.statsFile },
+      env: { ...process.env, ...env, INGINIOUS_AGENT_STATS: this.statsFile },
     });
     closeSync(fd);
     this.exited = new Promise((resolve) =>

@@ -14,11 +14,16 @@ import { procStatus, type ProcStatus } from "./proc.js";
 import type { CpuFigures } from "./results.js";
 import type { BenchRun } from "./session.js";
 import { now, sleep } from "./stats.js";
+import { ThreadSampler, type ThreadCpu } from "./threads.js";
 import type { JobRecord } from "./wire-client.js";
 
 export interface LeakFigures {
   /** CPU per trivial job, and the concurrency it was measured at. */
   cpu: CpuFigures & { c: number };
+  /** The same CPU by thread (main, pool, the rest); null without leak-check jobs of its own. */
+  byThread: ThreadCpu | null;
+  /** The leak-check jobs' ids, to find their timings in the agent's log. */
+  ids: string[];
   /** RSS while the jobs ran: from the idle-after-warm-up reading, jobs counted from there. */
   curve: Array<{ jobs: number; rssBytes: number }>;
   /** The agent's RSS and threads after the jobs, settled. */
@@ -35,8 +40,9 @@ export async function leakCheck(run: BenchRun, idle: IdleFigures, levels: Levels
   const cpuC = Math.min(run.twoX, run.maxC);
   let cpuFig: CpuFigures;
   let fillRecords: JobRecord[] = [];
+  let byThread: ThreadCpu | null = null;
   if (fillJobs > 0) {
-    ({ cpuFig, fillRecords } = await fill(run, fillJobs, cpuC, curve));
+    ({ cpuFig, fillRecords, byThread } = await fill(run, fillJobs, cpuC, curve));
   } else {
     // no fill: CPU over the levels' agent runs
     cpuFig = combinedCpuFigures(levels.levels.map((l) => l.figures.agent.cpu));
@@ -46,15 +52,17 @@ export async function leakCheck(run: BenchRun, idle: IdleFigures, levels: Levels
   await sleep(opts.settleMs);
   const status = procStatus(agent.pid);
   log(`after ${jobs.trivialDone} trivial jobs: RSS ${((status?.rssBytes ?? 0) / 1048576).toFixed(1)} MB`);
-  return { cpu: { ...cpuFig, c: cpuC }, curve, status, jobs: jobs.trivialDone };
+  return { cpu: { ...cpuFig, c: cpuC }, byThread, ids: fillRecords.map((r) => r.id), curve, status, jobs: jobs.trivialDone };
 }
 
 /** Runs `fillJobs` trivial jobs at C = `cpuC`, adding to `curve` as they go, until done or out of time. */
 async function fill(
   run: BenchRun, fillJobs: number, cpuC: number, curve: Array<{ jobs: number; rssBytes: number }>,
-): Promise<{ cpuFig: CpuFigures; fillRecords: JobRecord[] }> {
+): Promise<{ cpuFig: CpuFigures; fillRecords: JobRecord[]; byThread: ThreadCpu }> {
   const { opts, agent, daemons, jobs } = run;
   log(`leak check: ${fillJobs} more trivial jobs at C=${cpuC} (${jobs.trivialDone} done so far)`);
+  const threads = new ThreadSampler(agent.pid);
+  threads.start();
   const c0 = cpuSnap(agent.pid, daemons);
   const before = jobs.trivialDone;
   const step = Math.max(1, Math.round(opts.leakJobs / 10));
@@ -68,11 +76,12 @@ async function fill(
     }
   }, () => now() > deadline);
   const c1 = cpuSnap(agent.pid, daemons);
+  const byThread = threads.stop(fillRecords.length);
   const cpuFig = cpuFigures(c0, c1, fillRecords.length);
   if (fillRecords.length < fillJobs) {
     run.problems.push(`time budget (--budget-min ${opts.budgetMin}): the leak check stopped after ${before + fillRecords.length} ` +
       `trivial jobs instead of ${opts.leakJobs} (the machine is slow or busy)`);
     log(`time budget reached: leak check cut at ${before + fillRecords.length} jobs`);
   }
-  return { cpuFig, fillRecords };
+  return { cpuFig, fillRecords, byThread };
 }

@@ -34,6 +34,8 @@ export interface Options {
   strict: boolean;
   quick: boolean;
   saveAgentLog: boolean;
+  /** Trivial jobs of the engine-call count (0: no count). */
+  callsJobs: number;
   /** Minutes after which the leak-check jobs stop early (a busy machine must not make the run endless). */
   budgetMin: number;
 }
@@ -45,11 +47,12 @@ export const USAGE = `usage: node dist/bench/run.js [options]   (npm run bench -
   --big-jobs N      jobs returning a big result during the main-thread health check (default 16)
   --big-mb N        size of the big archive's data and of the big stdout, MiB (default 20)
   --warmup N        warm-up jobs before measuring, for the floor and for the agent (default 4)
+  --calls-jobs N    trivial jobs of the engine-call count, for a second agent and for the floor (default 40; 0: none)
   --rounds N        each level's jobs run in N alternating chunks, floor/agent then agent/floor (default 2)
   --pool-threads N  the agent's --pool-threads (default 2x cores)
   --agent-args=STR  more arguments for the agent, split on spaces (e.g. --agent-args="--warm 0")
   --out DIR         where results go (default bench/results)
-  --quick           a tiny run for tests: --jobs 2 --leak-jobs 12 --big-jobs 2 --big-mb 20 --warmup 1
+  --quick           a tiny run for tests: --jobs 2 --leak-jobs 12 --big-jobs 2 --big-mb 20 --warmup 1 --calls-jobs 4
   --strict          exit with status 3 when a target is missed
   --budget-min N    time budget: the leak-check jobs stop early when the run has taken N minutes,
                     minus about 2 for the rest (default 12; the JSON says how many ran)
@@ -68,6 +71,7 @@ export function parseOptions(argv: string[]): Options {
       "big-mb": { type: "string" },
       warmup: { type: "string" },
       rounds: { type: "string" },
+      "calls-jobs": { type: "string" },
       "pool-threads": { type: "string" },
       "agent-args": { type: "string" },
       out: { type: "string" },
@@ -113,6 +117,7 @@ export function parseOptions(argv: string[]): Options {
     quick,
     saveAgentLog: values["save-agent-log"],
     budgetMin: int("budget-min", values["budget-min"], 12),
+    callsJobs: int("calls-jobs", values["calls-jobs"], quick ? 4 : 40, 0),
   };
 }
 

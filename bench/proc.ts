@@ -11,7 +11,7 @@ try {
 } catch {
   /* 100 is the Linux default */
 }
-const msPerTick = 1000 / ticksPerSecond;
+export const msPerTick = 1000 / ticksPerSecond;
 
 /** utime + stime of /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat, in ms; null when gone. */
 function statCpuMs(file: string): number | null {

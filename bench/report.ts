@@ -75,6 +75,12 @@ export function textReport(r: BenchResults): string {
   out.push(`CPU per trivial job over ${C.jobs} jobs at C=${C.c} (ms): agent ${fmt(C.agentMsPerJob, 2)} (main thread ${fmt(C.agentMainMsPerJob, 2)}), ` +
     `dockerd ${fmt(C.dockerdMsPerJob, 1)}, containerd ${fmt(C.containerdMsPerJob, 1)}, whole machine ${fmt(C.machineBusyMsPerJob, 0)}; ` +
     `agent idle ${fmt(C.agentIdleMsPerS, 2)} ms/s`);
+  const T = C.byThread;
+  if (T) out.push(`  by thread (ms/job): main ${fmt(T.mainMsPerJob, 2)}, pool ${fmt(T.poolMsPerJob, 2)} (${T.poolThreads} threads), rest ${fmt(T.otherMsPerJob, 2)}`);
+  const F = C.jobFolder;
+  out.push(`  job folder (task copy included): make ${fmt(F.prepareCpuMs, 2)} ms CPU (${fmt(F.prepareWallMs, 2)} ms wall), delete ${fmt(F.removeCpuMs, 2)} ms CPU, ` +
+    `${fmt(F.shareOfAgentCpu === null ? null : F.shareOfAgentCpu * 100, 1)} % of the agent's CPU per job; agent's prepare phase p50 ${fmt(F.agentPrepareMs, 1)} ms`);
+  out.push(...engineCallLines(r));
   out.push("");
   out.push("Targets");
   out.push(table(
@@ -87,6 +93,21 @@ export function textReport(r: BenchResults): string {
     for (const p of r.problems) out.push(`  - ${p}`);
   }
   return out.join("\n");
+}
+
+/** Engine calls per trivial job, agent and floor side by side, by kind. */
+function engineCallLines(r: BenchResults): string[] {
+  const E = r.engineCalls;
+  if (E === null) return [];
+  const kinds = [...new Set([...Object.keys(E.agent), ...Object.keys(E.floor)])];
+  return [
+    "",
+    `Engine calls per trivial job (${E.jobs} jobs each, through a counting proxy)`,
+    table(["call", "agent", "floor"], [
+      ...kinds.map((k) => [k, fmt(E.agent[k] ?? 0, 2), fmt(E.floor[k] ?? 0, 2)]),
+      ["total", fmt(E.agentTotal, 2), fmt(E.floorTotal, 2)],
+    ]),
+  ];
 }
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

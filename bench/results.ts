@@ -5,6 +5,7 @@
  */
 import type { Options } from "./options.js";
 import type { Summary } from "./stats.js";
+import type { ThreadCpu } from "./threads.js";
 
 export interface CpuFigures {
   wallS: number;
@@ -51,6 +52,31 @@ export interface LevelFigures {
   ratio: number | null;
   /** agent p50 minus floor p50, ms */
   addedP50Ms: number | null;
+}
+
+/** A trivial job's folder (bench/folder-cost.ts), and the agent's prepare phase for the CPU figures' jobs. */
+export interface JobFolderFigures {
+  /** Folders made and deleted to measure it. */
+  n: number;
+  /** CPU to make the folder with its copy of the task, ms. */
+  prepareCpuMs: number;
+  /** CPU to delete it, ms. */
+  removeCpuMs: number;
+  prepareWallMs: number;
+  /** Both, over the agent's CPU per job (all threads). */
+  shareOfAgentCpu: number | null;
+  /** Median of the agent's `prepare` phase (its `job done` lines; on the warm path the wait for its engine calls is in it), ms. */
+  agentPrepareMs: number | null;
+}
+
+export interface EngineCallFigures {
+  jobs: number;
+  /** Engine calls per trivial job of the agent (pool threads and main thread), by kind. */
+  agent: Record<string, number>;
+  agentTotal: number;
+  /** The same for the floor driver (bench/floor.ts). */
+  floor: Record<string, number>;
+  floorTotal: number;
 }
 
 export interface LoopDelay {
@@ -135,7 +161,15 @@ export interface BenchResults {
     leakCurve: Array<{ jobs: number; rssBytes: number }>;
     threads: { idle: number | null; afterWarmup: number | null; afterLeakJobs: number | null; underLoadMax: number | null };
   };
-  cpu: CpuFigures & { c: number; agentIdleMsPerS: number | null };
+  cpu: CpuFigures & {
+    c: number;
+    agentIdleMsPerS: number | null;
+    /** The same jobs' agent CPU by thread (bench/threads.ts); null when the leak check ran no jobs of its own. */
+    byThread: ThreadCpu | null;
+    jobFolder: JobFolderFigures;
+  };
+  /** Engine calls per trivial job, by kind (bench/calls.ts); null when not counted. */
+  engineCalls: EngineCallFigures | null;
   /** Ping->Pong over every agent level (not the load phase). */
   pongAllLevelsMs: Summary;
   targets: Target[];

@@ -7,7 +7,9 @@
  *   3. Main-thread health while 2x cores jobs return 20 MB archives and 20 MB of stdout:
  *      Ping->Pong round trip and the agent's own event-loop delay (big.ts).
  *   4. Memory: RSS idle, after warm-up, after 1,000 trivial jobs, under the load of 3 (idle.ts, leak.ts).
- *   5. CPU per job: the agent (all threads), dockerd, containerd (cpu.ts, leak.ts).
+ *   5. CPU per job: the agent (all threads, and by thread), dockerd, containerd (cpu.ts, threads.ts, leak.ts).
+ *   6. Engine calls per job by kind, for a second agent and the floor, through a counting proxy
+ *      (calls.ts); the cost of a job's folder, in this process (folder-cost.ts).
  *
  * Writes bench/results/<timestamp>.json, latest.json and latest.svg, prints a table (report.ts).
  * See bench/README.md for the flags, what each figure means and which module measures it.
@@ -15,6 +17,8 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bigResults } from "./big.js";
+import { countEngineCalls } from "./calls.js";
+import { folderCost } from "./folder-cost.js";
 import { preflight } from "./engine.js";
 import { agentTimings } from "./figures.js";
 import { warmUpAndIdle } from "./idle.js";
@@ -25,6 +29,9 @@ import { parseOptions, USAGE, type Options } from "./options.js";
 import { writeResults } from "./report.js";
 import { Session, startClock } from "./session.js";
 import { collectFigures, withMeta } from "./summary.js";
+
+/** Job folders made to measure their cost. */
+const FOLDERS = 200;
 
 /** Exit status: 0 the run completed, 1 it failed, 2 bad flags, 3 `--strict` and a target missed. */
 export async function main(argv: string[]): Promise<number> {
@@ -40,8 +47,10 @@ export async function main(argv: string[]): Promise<number> {
     const levels = await measureLevels(run); //      floor and agent at each concurrency
     const leak = await leakCheck(run, idle, levels); // the rest of the trivial jobs: RSS, CPU per job
     const big = await bigResults(run); //            the main thread under big results
+    const calls = await countEngineCalls(run, run.tmp); // engine calls per job: a second agent, through a counting proxy
+    const folder = folderCost(FOLDERS); //            a job folder's cost, in this process
     const timings = await agentTimings(run.agent); // the agent's own view of each job, from its log
-    const figures = collectFigures(run, { idle, levels, leak, big, timings });
+    const figures = collectFigures(run, { idle, levels, leak, big, timings, calls, folder });
     await session.cleanup();
     const results = withMeta(session, run, figures);
     writeResults(opts.out, session.runId, results);

@@ -12,7 +12,7 @@ import path from "node:path";
 import type Docker from "dockerode";
 import { agentId, LABEL_AGENT } from "../src/docker/labels.js";
 import { AgentProc } from "./agent-proc.js";
-import { AgentJobs } from "./agent-jobs.js";
+import { AgentJobs, TRIVIAL_LIMITS } from "./agent-jobs.js";
 import { findDaemons, type Daemons } from "./cpu.js";
 import { removeContainers, watchForeignContainers, type Engine, type ForeignContainers } from "./engine.js";
 import { BENCH_LABEL, stopFloor, type FloorOptions } from "./floor.js";
@@ -42,6 +42,18 @@ export interface BenchRun {
   maxC: number;
   /** The agent's RSS and threads 1.5 s after its hello. */
   idleStatus: ProcStatus | null;
+  /** The run's temp directory (deleted at the end). */
+  tmp: string;
+  /** Starts a second agent for a phase of its own (see Session.spareAgent). */
+  spareAgent(name: string, env: Record<string, string>): Promise<SpareAgent>;
+}
+
+/** A second agent, with its own wire, for a phase that must not disturb the first. */
+export interface SpareAgent {
+  agent: AgentProc;
+  jobs: AgentJobs;
+  /** SIGTERM, the wire closed, the containers it left removed. */
+  stop(): Promise<void>;
 }
 
 /** When the run started: before the preflight, so that its duration counts it. */
@@ -96,13 +108,8 @@ export class Session {
     const daemons = findDaemons(problems);
     const wire = (this.wire = new Wire());
     const twoX = 2 * this.cores;
-    const maxC = Math.max(...opts.levels, twoX);
-    const args = [
-      await wire.address, "--tmpdir", this.agentTmp, "--tasks", TASKS, "--concurrency", String(maxC),
-      "--pool-threads", String(opts.poolThreads), "--debug-host", "127.0.0.1", "--friendly-name", "bench",
-      ...opts.agentArgs,
-    ];
-    this.agentArgs = args;
+    const maxC = this.maxC;
+    const args = (this.agentArgs = this.argsFor(await wire.address, this.agentTmp));
     log(`starting the agent: node ${process.env["BENCH_AGENT_NODE_ARGS"] ?? ""} dist/src/cli.js ${args.join(" ")}`);
     const agent = (this.agent = new AgentProc(CLI, args, this.tmp));
     await this.hello(wire, agent);
@@ -110,13 +117,53 @@ export class Session {
     const idleStatus = procStatus(agent.pid);
     const floor: FloorOptions = {
       docker: this.engine.docker, imageId: this.engine.sampleId, taskDir: path.join(TASKS, COURSE, "trivial"),
-      workDir: this.floorTmp, memoryMb: 200, runId: this.runId,
+      workDir: this.floorTmp, memoryMb: TRIVIAL_LIMITS.memory, runId: this.runId,
     };
     const jobs = new AgentJobs(wire, agent, () => this.stopping);
     return {
       opts, docker: this.engine.docker, problems, wire, agent, jobs, daemons, foreign: this.foreign, floor,
-      started: this.started, twoX, maxC, idleStatus,
+      started: this.started, twoX, maxC, idleStatus, tmp: this.tmp, spareAgent: (name, env) => this.spareAgent(name, env),
     };
+  }
+
+  /** The agent's --concurrency: the highest level, and at least 2 x cores. */
+  private get maxC(): number {
+    return Math.max(...this.opts.levels, 2 * this.cores);
+  }
+
+  /** The agent's command line after dist/src/cli.js. */
+  private argsFor(address: string, tmpdir: string): string[] {
+    return [
+      address, "--tmpdir", tmpdir, "--tasks", TASKS, "--concurrency", String(this.maxC),
+      "--pool-threads", String(this.opts.poolThreads), "--debug-host", "127.0.0.1", "--friendly-name", "bench",
+      ...this.opts.agentArgs,
+    ];
+  }
+
+  /**
+   * A second agent, the same command line with `env` added, on a wire of its own and in a
+   * directory `name` of the run's temp directory; `stop` ends it and removes what it left.
+   */
+  private async spareAgent(name: string, env: Record<string, string>): Promise<SpareAgent> {
+    const dir = path.join(this.tmp, name);
+    const tmpdir = path.join(dir, "agent");
+    mkdirSync(tmpdir, { recursive: true });
+    const wire = new Wire();
+    const agent = new AgentProc(CLI, this.argsFor(await wire.address, tmpdir), dir, env);
+    const stop = async (): Promise<void> => {
+      wire.pings(false);
+      if (agent.alive) await agent.stop();
+      await wire.close();
+      const left = await removeContainers(this.engine.docker, `${LABEL_AGENT}=${agentId(tmpdir)}`);
+      if (left > 0) this.problems.push(`${left} container(s) of the ${name} agent were left behind and removed by the bench`);
+    };
+    try {
+      await this.hello(wire, agent);
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    return { agent, jobs: new AgentJobs(wire, agent, () => this.stopping), stop };
   }
 
   /** The agent's hello within 60 s, offering both environments the bench uses. */

@@ -12,9 +12,10 @@ import { medianPhases, type AgentTimings } from "./figures.js";
 import type { IdleFigures } from "./idle.js";
 import type { LeakFigures } from "./leak.js";
 import { addAgentTimings, type Levels } from "./levels.js";
-import type { BenchResults, LevelFigures, Target } from "./results.js";
+import type { FolderCost } from "./folder-cost.js";
+import type { BenchResults, EngineCallFigures, JobFolderFigures, LevelFigures, Target } from "./results.js";
 import type { BenchRun, Session } from "./session.js";
-import { now, round, rssSlopeKbPerJob, summarize } from "./stats.js";
+import { median, now, round, rssSlopeKbPerJob, summarize } from "./stats.js";
 
 export interface Measured {
   idle: IdleFigures;
@@ -22,13 +23,15 @@ export interface Measured {
   leak: LeakFigures;
   big: BigLoad;
   timings: AgentTimings;
+  calls: EngineCallFigures | null;
+  folder: FolderCost;
 }
 
 export type Figures = Omit<BenchResults, "meta">;
 
 /** Every figure but `meta`; failed jobs and the wire's problems are added to the run's problems. */
 export function collectFigures(run: BenchRun, m: Measured): Figures {
-  const { idle, levels, leak, big, timings } = m;
+  const { idle, levels, leak, big, timings, calls } = m;
   addAgentTimings(levels, timings);
   big.load.phasesMs = medianPhases(big.records.map((r) => timings.get(r.id)).filter((x) => x !== undefined).map((x) => x.phases));
   const pongAll = summarize(run.opts.levels.length > 0 ? run.wire.pongsBetween(idle.t0, levels.t1) : [], 2);
@@ -44,10 +47,22 @@ export function collectFigures(run: BenchRun, m: Measured): Figures {
     load: big.load,
     idleLoopDelayMs: idle.loopDelayMs,
     memory,
-    cpu: { ...leak.cpu, agentIdleMsPerS: idle.agentIdleMsPerS },
+    cpu: { ...leak.cpu, agentIdleMsPerS: idle.agentIdleMsPerS, byThread: leak.byThread, jobFolder: jobFolder(m) },
+    engineCalls: calls,
     pongAllLevelsMs: pongAll,
     targets,
     problems: run.problems,
+  };
+}
+
+/** The folder's cost beside the agent's CPU per job, and the agent's prepare phase over the CPU figures' jobs. */
+function jobFolder({ folder, leak, timings }: Measured): JobFolderFigures {
+  const agentMs = leak.cpu.agentMsPerJob;
+  const prepare = leak.ids.map((id) => timings.get(id)?.phases["prepare"]).filter((v): v is number => typeof v === "number");
+  return {
+    ...folder,
+    shareOfAgentCpu: agentMs === null || agentMs <= 0 ? null : round((folder.prepareCpuMs + folder.removeCpuMs) / agentMs, 3),
+    agentPrepareMs: round(median(prepare), 1),
   };
 }
 

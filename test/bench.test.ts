@@ -26,6 +26,15 @@ test("npm run bench -- --quick writes its table, JSON and chart", async () => {
     assert.equal(load.wireFrameMs.n, 5, "the wire's own time for a big frame, beside the Pong figures");
     assert.equal(typeof load.wireFrameMs.p50, "number");
     assert.equal(typeof (json["memory"] as { slopeKbPerJob: unknown }).slopeKbPerJob, "number", "RSS slope over the leak check");
+    const calls = json["engineCalls"] as { agent: Record<string, number>; floor: Record<string, number> };
+    for (const who of ["agent", "floor"] as const) {
+      assert.ok((calls[who]["POST /containers/create"] ?? 0) > 0, `${who}: creates counted (${JSON.stringify(calls[who])})`);
+      assert.ok((calls[who]["DELETE /containers/{id}"] ?? 0) > 0, `${who}: removals counted`);
+    }
+    const cpu = json["cpu"] as { byThread: { poolThreads: number; mainMsPerJob: unknown }; jobFolder: { prepareCpuMs: number } };
+    assert.ok(cpu.byThread.poolThreads > 0, "pool threads told apart");
+    assert.equal(typeof cpu.byThread.mainMsPerJob, "number");
+    assert.ok(cpu.jobFolder.prepareCpuMs > 0, "a job folder's cost");
     assert.ok(existsSync(path.join(out.path, "latest.svg")));
     assert.match(readFileSync(path.join(out.path, "latest.svg"), "utf8"), /<svg/);
   } finally {

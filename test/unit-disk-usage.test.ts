@@ -59,7 +59,7 @@ describe("diskUsage", () => {
   });
 
   test("stops early once over the budget", async () => {
-    // it looks at up to 64 entries at a time: more files than that, 64 kB each
+    // 300 files of 64 kB each
     const small = Buffer.alloc(64 * 1024, 7);
     const big = await tree("big", async (d) => {
       for (let i = 0; i < 300; i++) await fs.writeFile(path.join(d, `f${i}`), small);

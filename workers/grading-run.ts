@@ -9,7 +9,7 @@
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
 import { waitDeadlineMs } from "../src/docker/deadline.js";
-import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
+import { cgroupCpuNs, cgroupCpuReader } from "../src/limits/cgroup-cpu.js";
 import { watchLimits } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
 import { collectResult, runOutcome } from "../src/jobs/outcome.js";
@@ -30,6 +30,7 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const log = ctx.log.child({ container: container.id });
   const watch = watchLimits(container, {
     cpuSeconds: t.time, wallSeconds: t.hardTime, cpuBaselineNs: started.cpuBaselineNs, statsDelayMs: statsDelay(t.time),
+    readCpuNs: cgroupCpuReader(container.id, t.cgroupVersion),
   }, log);
   const memoryEvents = followMemoryEvents(container.id, t.cgroupVersion);
   if (t.diskMb !== null) await watchDiskLimit(ctx, container, t.diskMb, log);

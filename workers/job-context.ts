@@ -52,6 +52,8 @@ export interface JobContext {
   /** Directories the disk limit counts: the job directory and each container's writable layer. */
   readonly diskRoots: string[];
   disk: DiskWatch | null;
+  /** A container's writable layer, as an inspect of it already said (a warm container's adoption). */
+  upperDir?: { containerId: string; dir: string | null };
   /** The engine calls of this job that went past their deadline, by name. */
   readonly timedOut: string[];
 }

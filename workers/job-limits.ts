@@ -4,6 +4,7 @@
  * writable layer, which kills all the job's containers when crossed, and after a container's exit
  * whether it ran out of memory. The polling and reading themselves live in src/limits/.
  */
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
@@ -21,12 +22,46 @@ export function statsDelay(cpuSeconds: number): number {
   return statsDelayMs(cpuSeconds, HOST_CPUS);
 }
 
+/** Writable layer of a container on overlay2 in its inspect, if any. */
+export function upperDirOf(info: Docker.ContainerInspectInfo): string | null {
+  const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
+  return typeof dir === "string" ? dir : null;
+}
+
+/**
+ * Where the engine keeps its overlay2 layers, once an inspect's writable layer has been found
+ * again through the engine's layer store (`<root>/image/overlay2/layerdb/mounts/<container>/mount-id`
+ * names `<root>/overlay2/<mount-id>/diff`): from then on this thread reads a container's writable
+ * layer there, a file read instead of an inspect. false: this engine lays its layers out otherwise
+ * (another driver, the containerd snapshotter): always inspect.
+ */
+let layerRoot: string | null | false = null;
+
+function layerStoreUpperDir(root: string, containerId: string): string | null {
+  if (!/^[0-9a-f]{64}$/.test(containerId)) return null;
+  try {
+    const mount = readFileSync(`${root}/image/overlay2/layerdb/mounts/${containerId}/mount-id`, "utf8").trim();
+    return /^[0-9a-z]+$/.test(mount) ? `${root}/overlay2/${mount}/diff` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Learns the layer root from a container's writable layer as its inspect gave it, once. */
+export function learnLayerRoot(containerId: string, upper: string | null): void {
+  if (layerRoot !== null || upper === null) return;
+  const m = /^(\/.*)\/overlay2\/[0-9a-z]+\/diff$/.exec(upper);
+  layerRoot = m !== null && layerStoreUpperDir(m[1]!, containerId) === upper ? m[1]! : false;
+}
+
 /** Writable layer of a container on overlay2, when this process can see it. */
 export async function upperDir(container: Docker.Container): Promise<string | null> {
+  const known = layerRoot ? layerStoreUpperDir(layerRoot, container.id) : null;
+  if (known !== null) return known;
   try {
-    const info = await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal }));
-    const dir = (info.GraphDriver?.Data as Record<string, string> | undefined)?.["UpperDir"];
-    return typeof dir === "string" ? dir : null;
+    const dir = upperDirOf(await withDeadline("inspect", ENGINE_CALL_MS, (abortSignal) => container.inspect({ abortSignal })));
+    learnLayerRoot(container.id, dir);
+    return dir;
   } catch {
     return null;
   }
@@ -34,7 +69,10 @@ export async function upperDir(container: Docker.Container): Promise<string | nu
 
 /** Starts counting what the job writes; the task's own files (already there) are not counted. */
 export async function watchDiskLimit(ctx: JobContext, container: Docker.Container, diskMb: number, log: Logger): Promise<void> {
-  const upper = await upperDir(container);
+  // a warm container's adoption inspected it already
+  const inspected = ctx.upperDir?.containerId === container.id ? ctx.upperDir.dir : undefined;
+  if (inspected !== undefined) learnLayerRoot(container.id, inspected);
+  const upper = inspected !== undefined ? inspected : await upperDir(container);
   if (upper === null) log.warn("cannot see the container's writable layer: only the job directory counts for the disk limit");
   ctx.diskRoots.push(ctx.task.jobDir);
   // A layered /task's writable layer (src/jobs/task-layer.ts) holds what the job wrote there,

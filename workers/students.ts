@@ -14,6 +14,7 @@
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
 import { EngineTimeoutError, waitDeadlineMs } from "../src/docker/deadline.js";
+import { cgroupCpuReader } from "../src/limits/cgroup-cpu.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { mayBeOomKilled } from "../src/limits/oom.js";
 import type { ContainerMessage } from "../src/protocol/container-stream.js";
@@ -198,7 +199,10 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
     await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, ctx.task, log);
     log.debug("started student container");
-    watch = watchLimits(container, { cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time) }, log);
+    watch = watchLimits(container, {
+      cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time),
+      readCpuNs: cgroupCpuReader(container.id, ctx.task.cgroupVersion),
+    }, log);
     const wait = (abortSignal: AbortSignal): Promise<{ StatusCode?: number }> => container.wait({ abortSignal });
     const r = await engineCall(ctx, "wait", wait, waitDeadlineMs(req.hardTime));
     code = r?.StatusCode ?? -1;

@@ -18,6 +18,7 @@ import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
+import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
 
 /**
@@ -33,7 +34,10 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const bytes = t.memoryMb * 1024 * 1024;
   const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const engine = Promise.all([
-    engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => i.State?.Running === true, () => false),
+    engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => {
+      ctx.upperDir = { containerId: warm.containerId, dir: upperDirOf(i) }; // for the disk limit: no second inspect
+      return i.State?.Running === true;
+    }, () => false),
     settle(engineCall(ctx, "attach", (abortSignal) => container.attach({ ...ATTACH_OPTIONS, abortSignal }) as Promise<Duplex>)),
     warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
   ]);

@@ -40,3 +40,27 @@ export function cgroupCpuNs(containerId: string, version: 1 | 2, root?: string):
   }
   return null;
 }
+
+/**
+ * A reader of one container's CPU time from its cgroup: the first call finds the file (null when
+ * none is readable), the next ones read that file only; null once it is gone with the container.
+ */
+export function cgroupCpuReader(containerId: string, version: 1 | 2, root?: string): () => number | null {
+  let found: string | null = null;
+  return () => {
+    for (const file of found !== null ? [found] : cgroupCpuFiles(containerId, version, root)) {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch {
+        continue;
+      }
+      const ns = parseCgroupCpu(text, version);
+      if (ns !== null) {
+        found = file;
+        return ns;
+      }
+    }
+    return null;
+  };
+}

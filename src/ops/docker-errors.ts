@@ -5,7 +5,10 @@
  *
  * Worker threads have their own clients: they report on a BroadcastChannel that the main
  * thread listens to (`relayDockerError` in a worker, `listenForDockerErrors` on the main thread).
+ * The same hook gives each call's options a short inspection: docker-modem would format them in
+ * full for a debug log that is off.
  */
+import { inspect } from "node:util";
 import { BroadcastChannel } from "node:worker_threads";
 import type Docker from "dockerode";
 
@@ -73,6 +76,10 @@ export function instrumentDocker(client: Docker, onError: (report: DockerErrorRe
   if (modem[HOOKED]) return client;
   const dial = modem.dial.bind(modem);
   modem.dial = (options, callback) => {
+    // docker-modem formats every request's options for its debug log, enabled or not, hidden
+    // properties and all (the call's AbortSignal, the container's spec): a tenth of a
+    // millisecond a call, when a name is all a log would need.
+    Object.defineProperty(options, inspect.custom, { value: () => `[${options.method ?? "GET"} ${options.path ?? ""}]`, configurable: true });
     if (typeof callback !== "function") return dial(options, callback);
     return dial(options, (err, data) => {
       if (err) {
