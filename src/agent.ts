@@ -133,6 +133,9 @@ export class GradingAgent implements LinkedCore {
     await removeLeftoverVolumes(this.docker, this.id, this.log);
     await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log);
     await this.chooseTaskFolders();
+    // A heavy task's warm containers hold its layer; one not taken is removed by the agent, which
+    // must then be able to remove the overlay's work directory (root's, mode 000) itself.
+    this.warm.keyByTask(this.layeredTasks && process.getuid?.() === 0);
     this.followEngine();
     this.startPool();
     this.log.info({ threads: this.config.poolThreads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");

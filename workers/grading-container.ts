@@ -14,6 +14,7 @@ import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-l
 import { gradingContainerSpec } from "./container-specs.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
+import { reportTaskWeight } from "./warm-layer.js";
 
 /** A running grading container and its attach stream (stdin, stdout and stderr). */
 export interface Started {
@@ -39,6 +40,7 @@ async function prepare(ctx: JobContext): Promise<JobPaths> {
   const t = ctx.task;
   if (!t.layeredTasks || t.taskDir === null || t.courseDir === null) return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
   const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
+  reportTaskWeight(ctx, () => refused === null); // a heavy task gets warm containers of its own (warm-pool.ts)
   if (refused !== null) {
     ctx.log.info({ task: t.taskDir, reason: refused }, "copying the task folder: it cannot be layered");
     return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
