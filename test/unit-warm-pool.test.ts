@@ -184,6 +184,8 @@ test("a heavy task's jobs take only its own containers; a light task's only the 
   assert.equal(pool.take(pool.keyFor(BIG)), big);
   assert.equal(pool.take(pool.keyFor(BIG)), null, "never the environment's: it would have to copy the task in");
   assert.equal(pool.take(pool.keyFor(OTHER)), env, "another task (not heavy) takes the environment's");
+  ready(pool, BIG);
+  assert.equal(pool.take(pool.keyFor(SMALL)), null, "never a heavy task's: its /task is that task");
 });
 
 test("replacements follow the key of the environment's latest job, all keys in one cap", () => {

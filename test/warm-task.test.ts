@@ -79,7 +79,7 @@ async function readyTaskWarm(tmpdir: string): Promise<Map<string, string>> {
   await eventually(async () => {
     found = await taskWarm(tmpdir);
     assert.ok(found.size > 0, "no warm container was made for the heavy task");
-  }, 60_000);
+  }, 120_000);
   const started = await Promise.all([...found.keys()].map(async (c) => Date.parse((await docker.getContainer(c).inspect()).State.StartedAt)));
   const settled = Math.max(...started) + WARM_PROBATION_SETTLE_MS + 1500;
   if (settled > Date.now()) await new Promise((r) => setTimeout(r, settled - Date.now()));
@@ -165,7 +165,10 @@ describe("warm containers for a heavy task (--warm 2, layered task folders)", ()
       assert.notEqual(third["fs"], "overlay", "the task was copied");
       assert.equal(third["link"], "not-a-link", "the copy expands the link into the folder it leads to");
       assert.ok(s.agent.logs.some((l) => /can no longer be layered/.test(l.msg) && l["job"] === "heavy-3"));
-      await eventually(async () => assert.equal((await taskWarm(s.tmpdir)).size, 0, "the task's warm containers are removed"), 30_000);
+      await eventually(async () => {
+        assert.equal((await taskWarm(s.tmpdir)).size, 0, "the task's warm containers are removed");
+        assert.deepEqual(await agentVolumes(s.tmpdir), [], "with their layer");
+      }, 60_000);
     } finally {
       rmSync(link);
     }
@@ -182,6 +185,7 @@ test("SIGKILL with a heavy task's warm containers ready, then a restart: no cont
   const first = new AgentProcess(args);
   const stopPings = backend.pingEvery(1000);
   let second: AgentProcess | null = null;
+  let failed = false;
   try {
     await backend.waitType("AgentHello");
     await backend.send(newJob("heavy-kill", { course_id: COURSE, task_id: "big" }));
@@ -200,15 +204,26 @@ test("SIGKILL with a heavy task's warm containers ready, then a restart: no cont
     assert.deepEqual(await engineContainers([tmp]), before, "a stopped agent leaves no container");
     assert.deepEqual(await agentVolumes(tmp), [], "nor volume");
     assert.deepEqual(await dirListing(tmp), [], "nor job directory");
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
     stopPings();
     first.signal("SIGKILL");
     await second?.stop();
     backend.close();
     try {
-      await eventually(async () => assert.deepEqual(await engineContainers([tmp]), before));
+      if (failed) await removeLeft(tmp); // a failure above must not leave the killed agent's containers behind
+      else await eventually(async () => assert.deepEqual(await engineContainers([tmp]), before));
     } finally {
       root.remove();
     }
   }
 });
+
+/** What an agent of `tmpdir` left (its label): removed after a failed test, so that the first failure is the one reported. */
+async function removeLeft(tmpdir: string): Promise<void> {
+  const label = `${LABEL_AGENT}=${agentId(tmpdir)}`;
+  for (const c of await docker.listContainers({ all: true, filters: { label: [label] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+  for (const v of await agentVolumes(tmpdir)) await docker.getVolume(v).remove().catch(() => {});
+}
