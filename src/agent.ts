@@ -138,6 +138,9 @@ export class GradingAgent implements LinkedCore {
     await removeLeftoverVolumes(this.docker, this.id, this.log);
     await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log);
     await this.chooseTaskFolders();
+    // A heavy task's warm containers hold its layer; one not taken is removed by the agent, which
+    // must then be able to remove the overlay's work directory (root's, mode 000) itself.
+    this.warm.keyByTask(this.layeredTasks && process.getuid?.() === 0);
     this.followEngine();
     this.startPool();
     this.log.info({ threads: this.config.poolThreads, concurrency: this.config.concurrency, agent: this.id }, "agent ready");
@@ -150,6 +153,7 @@ export class GradingAgent implements LinkedCore {
       tmpdir: this.tmpdir, coursesDir: this.tasks, layersPlace: this.layersPlace, image, agent: this.id, copy: this.config.copyTaskFolders === true,
     }, this.log);
     this.registry.taskLayersDir = this.taskFolders.layersDir;
+    this.warm.taskLayersDir = this.taskFolders.layersDir;
   }
 
   /** Whether jobs get /task as an overlay volume over the task folder (metrics). */

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BACK_TO_BACK_GAP_MS, WARM_PROBATION_SETTLE_MS, WarmPool, type WarmContainer } from "../src/jobs/warm-pool.js";
+import {
+  BACK_TO_BACK_GAP_MS, WARM_PROBATION_SETTLE_MS, WarmPool, envKeyOf, taskDirOf, taskKeyOf, type WarmContainer,
+} from "../src/jobs/warm-pool.js";
 
 function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms: number) => void } {
   let t = 0;
@@ -8,10 +10,10 @@ function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms
 }
 
 let seq = 0;
-function ready(pool: WarmPool, envKey: string, memoryMb = 100): WarmContainer {
-  const w: WarmContainer = { containerId: `c${++seq}`, jobDir: `/tmp/d${seq}`, envKey, cpuBaselineNs: null, memoryMb };
-  pool.creationStarted(envKey);
-  pool.creationEnded(envKey, w);
+function ready(pool: WarmPool, key: string, memoryMb = 100): WarmContainer {
+  const w: WarmContainer = { containerId: `c${++seq}`, jobDir: `/tmp/d${seq}`, key, cpuBaselineNs: null, memoryMb };
+  pool.creationStarted(key);
+  pool.creationEnded(key, w);
   return w;
 }
 
@@ -150,4 +152,104 @@ test("forget and drain hand back what was ready; --warm 0 plans nothing", () => 
   off.noteDemand("python", 100);
   assert.equal(off.enabled, false);
   assert.deepEqual([...off.plan(8, false)], []);
+});
+
+// Heavy tasks (see the rule in warm-pool.ts): a task's own key, in the environment's cap.
+const BIG = taskKeyOf("java", "/courses/c/big");
+const OTHER = taskKeyOf("java", "/courses/c/other");
+const SMALL = taskKeyOf("java", "/courses/c/small");
+
+function taskPool(cap = 2, windowMs = 1000): { pool: WarmPool; advance: (ms: number) => void } {
+  const made = clockPool(cap, windowMs);
+  made.pool.taskKeyed = true;
+  return made;
+}
+
+test("a task's key names its environment and folder", () => {
+  assert.equal(envKeyOf(BIG), "java");
+  assert.equal(taskDirOf(BIG), "/courses/c/big");
+  assert.equal(envKeyOf("java"), "java");
+  assert.equal(taskDirOf("java"), null);
+});
+
+test("a heavy task's jobs take only its own containers; a light task's only the environment's", () => {
+  const { pool } = taskPool();
+  pool.noteDemand("java", 100, BIG);
+  pool.noteTaskWeight(BIG, true);
+  pool.noteDemand("java", 100, SMALL);
+  assert.equal(pool.keyFor(BIG), BIG);
+  assert.equal(pool.keyFor(SMALL), "java");
+  const env = ready(pool, "java");
+  const big = ready(pool, BIG);
+  assert.equal(pool.take(pool.keyFor(BIG)), big);
+  assert.equal(pool.take(pool.keyFor(BIG)), null, "never the environment's: it would have to copy the task in");
+  assert.equal(pool.take(pool.keyFor(OTHER)), env, "another task (not heavy) takes the environment's");
+  ready(pool, BIG);
+  assert.equal(pool.take(pool.keyFor(SMALL)), null, "never a heavy task's: its /task is that task");
+});
+
+test("replacements follow the key of the environment's latest job, all keys in one cap", () => {
+  const { pool } = taskPool(2);
+  pool.noteDemand("java", 100, BIG);
+  assert.deepEqual([...pool.plan(8, false)], [["java", 2]], "not known heavy yet: the environment's");
+  pool.noteTaskWeight(BIG, true);
+  assert.deepEqual([...pool.plan(8, false)], [[BIG, 2]]);
+  ready(pool, BIG);
+  pool.noteDemand("java", 100, SMALL);
+  assert.deepEqual([...pool.plan(8, false)], [["java", 1]], "the task's container counts in the environment's cap");
+  ready(pool, "java");
+  pool.noteDemand("java", 100, OTHER);
+  pool.noteTaskWeight(OTHER, true);
+  assert.deepEqual([...pool.plan(8, false)], [], "at the cap: many tasks never hold more than `cap` containers");
+});
+
+test("a job running holds back a replacement only when the latest job's key has one", () => {
+  const { pool, advance } = taskPool(2, 60_000);
+  pool.noteDemand("java", 100, SMALL);
+  ready(pool, "java");
+  pool.noteJobEnded("java");
+  advance(BACK_TO_BACK_GAP_MS + 500);
+  pool.noteDemand("java", 100, BIG);
+  pool.noteTaskWeight(BIG, true);
+  assert.deepEqual([...pool.plan(8, true)], [[BIG, 1]], "the environment's container is no use to the heavy task: made at once");
+});
+
+test("the environment's containers go stale once its only task turns out heavy; a task's when it has no job or is light again", () => {
+  const { pool, advance } = taskPool(2, 1000);
+  pool.noteDemand("java", 100, BIG);
+  const env = ready(pool, "java");
+  assert.deepEqual(pool.stale(), []);
+  pool.noteTaskWeight(BIG, true);
+  assert.deepEqual(pool.stale(), [env], "no job of a light task wants it");
+  const a = ready(pool, BIG);
+  advance(999);
+  assert.deepEqual(pool.stale(), []);
+  advance(2);
+  assert.deepEqual(pool.stale(), [a], "not taken within the window");
+  assert.equal(pool.keyFor(BIG), "java", "a task without jobs for the window is forgotten");
+  pool.noteDemand("java", 100, BIG);
+  pool.noteTaskWeight(BIG, true);
+  const b = ready(pool, BIG);
+  pool.noteTaskWeight(BIG, false); // say, the task now has a link the copy expands
+  assert.equal(pool.keyFor(BIG), "java");
+  assert.deepEqual(pool.stale(), [b]);
+});
+
+test("without layered task folders, no task is heavy", () => {
+  const { pool } = clockPool(2);
+  pool.noteDemand("java", 100, BIG);
+  pool.noteTaskWeight(BIG, true);
+  assert.equal(pool.keyFor(BIG), "java");
+  assert.deepEqual([...pool.plan(8, false)], [["java", 2]]);
+});
+
+test("removal for memory takes the key whose latest job is the oldest", () => {
+  const { pool, advance } = taskPool(2, 60_000);
+  pool.noteDemand("java", 100, BIG);
+  pool.noteTaskWeight(BIG, true);
+  const big = ready(pool, BIG);
+  advance(10);
+  pool.noteDemand("java", 100, SMALL);
+  ready(pool, "java");
+  assert.equal(pool.drainOne(), big);
 });

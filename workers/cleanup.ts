@@ -18,7 +18,7 @@ import { removeJobDirectory, removeJobDirectorySync } from "../src/jobs/job-dire
 import { rootCleanupSpec } from "./container-specs.js";
 import { engineCall, type JobContext } from "./job-context.js";
 import { releaseStudentPorts, removeStudent } from "./students.js";
-import { jobLayerOf } from "./task-folder.js";
+import { jobLayerOf } from "../src/jobs/layer-place.js";
 
 /** Backoff between removal attempts while the engine does not answer. */
 const RETRY_FIRST_MS = 1000;

@@ -11,21 +11,17 @@ import type Docker from "dockerode";
 import { realpathSync } from "node:fs";
 import { removeVolumeQuietly } from "../src/docker/engine.js";
 import { prepareJobDirectory, prepareLayeredJobDirectory, removeJobDirectorySync, type JobPaths } from "../src/jobs/job-directory.js";
-import { jobLayerFolder } from "../src/jobs/layer-place.js";
-import type { JobTask } from "../src/jobs/job-task.js";
+import { jobLayerOf } from "../src/jobs/layer-place.js";
 import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-layer.js";
 import { engineCall, type JobContext } from "./job-context.js";
-
-/** The job's layer folder outside its directory, whether or not it was made (null: none). */
-export function jobLayerOf(t: Pick<JobTask, "layeredTasks" | "taskLayersDir" | "jobDir">): string | null {
-  return jobLayerFolder(t.layeredTasks ? t.taskLayersDir : null, t.jobDir);
-}
+import { reportTaskWeight } from "./warm-layer.js";
 
 /** Makes the job directory (`copy`: a copy even where the layer is possible). */
 export async function prepareTaskFolder(ctx: JobContext, copy = false): Promise<JobPaths> {
   const t = ctx.task;
   if (copy || !t.layeredTasks || t.taskDir === null || t.courseDir === null) return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
   const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
+  reportTaskWeight(ctx, () => refused === null); // a heavy task gets warm containers of its own (warm-pool.ts)
   if (refused !== null) {
     ctx.log.info({ task: t.taskDir, reason: refused }, "copying the task folder: it cannot be layered");
     return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);

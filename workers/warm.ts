@@ -3,15 +3,19 @@
  * the warm pool of src/jobs/warm-containers.ts), running and waiting for `start` with their job
  * directory bound; and adopted by a job (adoptWarm), which fills that directory in place, sets
  * the job's memory and attaches, or falls back to the cold path when the container died waiting.
- * Every engine call has its deadline (src/docker/deadline.ts).
+ * A warm container made for a heavy task has the task's layer at /task already (warm-layer.ts):
+ * nothing of the task is copied into it. Every engine call has its deadline (src/docker/deadline.ts).
  */
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
 import { ENGINE_CALL_MS, EngineTimeoutError, withDeadline } from "../src/docker/deadline.js";
+import { removeVolumeQuietly } from "../src/docker/engine.js";
 import {
-  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobDirectory, TaskFolderError,
+  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobFolders, TaskFolderError, type JobPaths,
 } from "../src/jobs/job-directory.js";
+import { jobLayerOf } from "../src/jobs/layer-place.js";
+import { layerRefusal, taskVolumeName } from "../src/jobs/task-layer.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
@@ -20,6 +24,7 @@ import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, t
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
+import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight } from "./warm-layer.js";
 
 /**
  * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
@@ -42,12 +47,14 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
     warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
   ]);
   ctx.grading = container;
-  ctx.paths = jobPaths(t.jobDir);
+  // a task's warm container: the cleanup removes its layer's volume with it
+  ctx.paths = warm.layered ? { ...jobPaths(t.jobDir, jobLayerOf(t)), taskVolume: taskVolumeName(t.jobDir) } : jobPaths(t.jobDir);
   const owned = await ctx.api.containerCreated(t.jobId, warm.containerId, "grading");
   let failure: Error | null = null;
+  let unlayered: string | null = null;
   if (owned) {
     try {
-      fillJobDirectory(ctx.paths, t.taskDir, t.courseDir);
+      unlayered = fill(ctx, warm.layered, ctx.paths);
     } catch (err) {
       failure = err as Error;
     }
@@ -57,6 +64,11 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   if (!owned) {
     stream?.destroy();
     return KILLED_BEFORE_START;
+  }
+  if (unlayered !== null) {
+    stream?.destroy();
+    log.info({ task: t.taskDir, reason: unlayered }, "the task can no longer be layered: not using the warm grading container made for it");
+    return goCold(ctx, container, log);
   }
   if (!running) {
     stream?.destroy();
@@ -76,7 +88,23 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   return { container, stream };
 }
 
-/** The warm container died waiting (an image whose command needs /task before `start`, say): a new one. */
+/**
+ * The job directory's task: copied in (an environment's warm container), or, in a task's, the
+ * copied folders made again (null, or why the task cannot be layered now: then a new container).
+ */
+function fill(ctx: JobContext, layered: boolean, p: JobPaths): string | null {
+  const t = ctx.task;
+  if (layered) {
+    const refused = refreshWarmLayer(t, p);
+    reportTaskWeight(ctx, () => refused === null);
+    return refused;
+  }
+  fillJobDirectory(p, t.taskDir, t.courseDir);
+  reportTaskWeight(ctx, () => t.taskDir !== null && t.courseDir !== null && layerRefusal(t.taskDir, t.courseDir, t.jobDir) === null);
+  return null;
+}
+
+/** The warm container died waiting (an image whose command needs /task before `start`, say), or cannot serve the job: a new one. */
 async function goCold(ctx: JobContext, container: Docker.Container, log: Logger): Promise<Started | NotStarted> {
   log.info("the warm grading container is not running: using a new one");
   try {
@@ -93,7 +121,10 @@ async function goCold(ctx: JobContext, container: Docker.Container, log: Logger)
 async function replaceCold(ctx: JobContext, container: Docker.Container): Promise<Started | NotStarted> {
   await ctx.api.containerRemoved(ctx.task.jobId, container.id);
   ctx.grading = null;
-  await removeJobDirectory(ctx.task.jobDir).catch(() => {});
+  const volume = ctx.paths?.taskVolume ?? null; // a task's warm container: its layer, before the directory under it
+  if (volume !== null) await engineCall(ctx, "volume remove", () => removeVolumeQuietly(ctx.docker, volume, ctx.log)).catch(() => false);
+  ctx.paths = null;
+  await removeJobFolders(ctx.task.jobDir, volume === null ? null : jobLayerOf(ctx.task)).catch(() => {});
   return createAndStart(ctx);
 }
 
@@ -110,11 +141,26 @@ async function engineCpuNs(container: Docker.Container): Promise<number> {
   }
 }
 
-/** Makes a warm container: its directory, then create and start; on probation, it must still run after settleMs. */
+/**
+ * Makes a warm container: its directory (for a task: with the task's layer, see warm-layer.ts),
+ * then create and start; on probation, it must still run after settleMs.
+ */
 export async function createWarm(docker: Docker, log: Logger, task: WarmTask): Promise<WarmCreated> {
-  const paths = prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
   let container: Docker.Container | null = null;
+  let layered = false;
   try {
+    let paths: JobPaths;
+    if (task.taskDir !== null && task.courseDir !== null) {
+      layered = true; // from here on, a failure removes the volume too
+      const made = await prepareWarmLayer(docker, { ...task, taskDir: task.taskDir, courseDir: task.courseDir });
+      if (typeof made === "string") {
+        await removeJobFolders(task.jobDir, jobLayerOf(task)).catch(() => {});
+        return { kind: "unlayered", detail: made };
+      }
+      paths = made;
+    } else {
+      paths = prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
+    }
     const spec = gradingContainerSpec(task, paths, task.memoryMb, {}, false);
     container = await withDeadline("create", ENGINE_CALL_MS, (abortSignal) => docker.createContainer({ ...spec, abortSignal }));
     const made = container;
@@ -127,7 +173,8 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
       if (state?.Running !== true) {
         const detail = `exited with status ${state?.ExitCode ?? "?"} ${task.settleMs} ms after its start, before any job`;
         await withDeadline("remove", ENGINE_CALL_MS, (abortSignal) => made.remove({ force: true, abortSignal })).catch(() => {});
-        await removeJobDirectory(task.jobDir).catch(() => {});
+        if (layered) await removeVolumeQuietly(docker, taskVolumeName(task.jobDir), log);
+        await removeJobFolders(task.jobDir, layered ? jobLayerOf(task) : null).catch(() => {});
         return { kind: "exited", detail };
       }
     }
@@ -145,7 +192,8 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
     // A container the engine did not answer for is left to the main thread's periodic check (it is labelled as this agent's).
     const made = container;
     if (made) await withDeadline("remove", ENGINE_CALL_MS, (abortSignal) => made.remove({ force: true, abortSignal })).catch(() => {});
-    await removeJobDirectory(task.jobDir).catch(() => {});
+    if (layered) await removeVolumeQuietly(docker, taskVolumeName(task.jobDir), log);
+    await removeJobFolders(task.jobDir, layered ? jobLayerOf(task) : null).catch(() => {});
     throw err;
   }
 }

@@ -28,6 +28,7 @@ import { jobDone } from "./outcome.js";
 import type { JobRegistry } from "./registry.js";
 import { StudentMemory } from "./student-memory.js";
 import type { WarmContainers } from "./warm-containers.js";
+import { taskDirOf } from "./warm-pool.js";
 
 const TASK_UNAVAILABLE =
   "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the error persists, please contact your course administrator.";
@@ -157,8 +158,9 @@ export class Dispatcher {
     if (job.phase !== "queued") return;
     if (job.killed) return;
     if (warmKey !== null) {
-      this.warm.noteDemand(warmKey, task.memoryMb);
+      this.warm.noteDemand(warmKey, task.memoryMb, task.taskDir);
       job.warmEnv = warmKey;
+      job.warmTask = task.taskDir;
     }
     this.queue.push({ job, task });
     this.pump();
@@ -205,7 +207,8 @@ export class Dispatcher {
 
   /** Starts the job at the head of the queue (warm or cold), sets it aside for a warm container, or finds no memory for it. */
   private moveHead(job: Job, task: JobSpec, promised: Map<string, number>): HeadMove {
-    const warmKey = job.warmEnv;
+    // a heavy task's jobs take containers made for their task (its layer at /task), others their environment's
+    const warmKey = job.warmEnv === null ? null : this.warm.keyFor(job.warmEnv, job.warmTask);
     const warmMb = warmKey === null ? null : this.warm.readyMemoryMb(warmKey);
     if (warmKey !== null && warmMb !== null) {
       // taking it hands its reservation over to the job: only the difference must fit
@@ -213,7 +216,8 @@ export class Dispatcher {
       const warm = this.warm.take(warmKey)!;
       job.jobDir = warm.jobDir;
       job.ranWarm = true;
-      this.run(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb } });
+      const layered = taskDirOf(warm.key) !== null;
+      this.run(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb, layered } });
       return "started";
     }
     if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0) && !this.warmWaitOver(job)) {

@@ -36,8 +36,10 @@ export interface JobPaths {
   taskVolume: string | null;
 }
 
-export function jobPaths(root: string): JobPaths {
+/** `layer`: the job's layer folder outside its directory (layer-place.ts), holding upper/ and work/. */
+export function jobPaths(root: string, layer: string | null = null): JobPaths {
   const task = path.join(root, "task");
+  const layerRoot = layer ?? root;
   const student = path.join(task, "student");
   return {
     root,
@@ -49,9 +51,9 @@ export function jobPaths(root: string): JobPaths {
     studentSockets: path.join(root, "student-sockets"),
     courseCommon: path.join(root, "course", "common"),
     courseCommonStudent: path.join(root, "course", "common", "student"),
-    upper: path.join(root, "upper"),
-    work: path.join(root, "work"),
-    layer: null,
+    upper: path.join(layerRoot, "upper"),
+    work: path.join(layerRoot, "work"),
+    layer,
     taskVolume: null,
   };
 }
@@ -70,7 +72,7 @@ export class TaskFolderError extends Error {
 }
 
 /** Throws TaskFolderError when one of `names` under `dir` is a symbolic link. */
-function refuseLinks(dir: string, label: string, names: readonly string[]): void {
+export function refuseLinks(dir: string, label: string, names: readonly string[]): void {
   for (const name of names) {
     let link = false;
     try {
@@ -87,7 +89,7 @@ function refuseLinks(dir: string, label: string, names: readonly string[]): void
 }
 
 /** Copies with the rules of copy-tree.ts, after refusing links the agent would follow. */
-function copyChecked(src: string, dst: string, courseDir: string, label: string, opened: readonly string[]): void {
+export function copyChecked(src: string, dst: string, courseDir: string, label: string, opened: readonly string[]): void {
   refuseLinks(src, label, opened);
   try {
     copyTree(src, dst, courseDir);
@@ -114,8 +116,8 @@ function mkdirOpen(p: string): void {
  * blocking system calls there cost far less CPU than a promise around each of them.
  */
 
-function makeRoot(root: string, marker: string): JobPaths {
-  const p = jobPaths(root);
+function makeRoot(root: string, marker: string, layer: string | null = null): JobPaths {
+  const p = jobPaths(root, layer);
   mkdirSync(root, { mode: 0o777 });
   chmodSync(root, 0o777);
   writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
@@ -142,12 +144,11 @@ export function prepareJobDirectory(root: string, marker: string, taskDir: strin
 export function prepareLayeredJobDirectory(
   root: string, marker: string, taskDir: string, courseDir: string, volume: string, layer: string | null = null,
 ): JobPaths {
-  const p = makeRoot(root, marker);
+  const p = makeRoot(root, marker, layer);
   refuseLinks(taskDir, "task", OPENED_IN_TASK);
   if (layer !== null) {
     mkdirSync(layer, { mode: 0o700 });
     writeFileSync(path.join(layer, JOB_DIR_MARKER), marker);
-    Object.assign(p, { layer, upper: path.join(layer, "upper"), work: path.join(layer, "work") });
   }
   mkdirOpen(p.upper); // the layer's root takes this mode, as the copy's task/ has 0777
   mkdirSync(p.work, { mode: 0o700 });
@@ -213,4 +214,10 @@ export async function removeJobDirectory(root: string): Promise<void> {
   } catch (err) {
     throw removeError(root, err);
   }
+}
+
+/** Removes a job's layer folder (when it has one outside its directory: layer-place.ts), then its directory. */
+export async function removeJobFolders(root: string, layer: string | null): Promise<void> {
+  if (layer !== null) await removeJobDirectory(layer);
+  await removeJobDirectory(root);
 }

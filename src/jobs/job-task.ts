@@ -73,8 +73,11 @@ export interface JobSpec {
   /** Environments of the same envtype, by name, for run_student. */
   studentEnvironments: Record<string, StudentEnvironment>;
   envtypeHasSsh: boolean;
-  /** A warm container (already started, its directory bound at jobDir) to run the job in. */
-  warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number } | null;
+  /**
+   * A warm container (already started, its directory bound at jobDir) to run the job in; `layered`:
+   * its /task is already the job's task layered (warm-pool.ts, heavy tasks), else the task is copied in.
+   */
+  warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number; layered: boolean } | null;
 }
 
 /** One job as the worker runs it: what was sent for it, with the pool's settings. */
@@ -90,7 +93,7 @@ export function poolSettingsOf(workerData: unknown): PoolSettings {
 }
 
 /** What a worker needs to create and start a warm container (see jobs/warm-pool.ts). */
-export type WarmSpec = Pick<JobSpec, "jobDir" | "image" | "runtime" | "memoryMb" | "labels"> & {
+export type WarmSpec = Pick<JobSpec, "jobDir" | "image" | "runtime" | "memoryMb" | "labels" | "taskDir" | "courseDir"> & {
   /** How long the container must keep running after its start before it is ready (see WarmPool.settleMsFor). */
   settleMs: number;
 };
@@ -106,7 +109,9 @@ export type WarmCreated =
     cpuBaselineNs: number | null;
   }
   /** The container exited while settling (removed, with its directory): its image does not wait for `start`. */
-  | { kind: "exited"; detail: string };
+  | { kind: "exited"; detail: string }
+  /** Made for a task (taskDir) that cannot be layered now (task-layer.ts says why): nothing was made. */
+  | { kind: "unlayered"; detail: string };
 
 /**
  * Each pool thread opens one comlink channel to the main thread when it starts and posts its
@@ -140,6 +145,11 @@ export interface MainApi {
   reserveMemory(jobId: string, holder: string, memoryMb: number): Promise<boolean>;
   /** Releases what reserveMemory reserved, once that student container is gone. */
   releaseMemory(jobId: string, holder: string): void;
+  /**
+   * What the job's worker found of its task when it layered it or could have (layered task folders
+   * only): heavy and layered, or not. Heavy tasks get warm containers of their own (warm-pool.ts).
+   */
+  taskWeight(jobId: string, heavy: boolean): void;
   /** Forwards SSH debug access; ignored after the first one of a job. */
   sshDebug(jobId: string, port: number, user: string, password: string): void;
   /**

@@ -19,6 +19,8 @@ export class Job {
    * none could: network, ports, or not queued yet).
    */
   warmEnv: string | null = null;
+  /** Its task folder, as its warm key's task (see WarmContainers.keyFor). */
+  warmTask: string | null = null;
   /** It runs in one of those warm containers (else in a container made for it). */
   ranWarm = false;
 

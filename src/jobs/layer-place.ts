@@ -10,6 +10,7 @@
  */
 import { lstatSync, mkdirSync, chmodSync, statfsSync } from "node:fs";
 import path from "node:path";
+import type { PoolSettings } from "./job-task.js";
 
 /** The default place of jobs' layers, when it is a tmpfs. */
 export const DEFAULT_LAYERS_DIR = "/dev/shm";
@@ -73,4 +74,9 @@ export function makeAgentLayersDir(dir: string, agent: string): string {
   const st = lstatSync(own);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new Error(`${own} is not a directory of this user's alone (mode 0700)`);
   return own;
+}
+
+/** The job's layer folder outside its directory, whether or not it was made (null: none). */
+export function jobLayerOf(t: Pick<PoolSettings, "layeredTasks" | "taskLayersDir"> & { jobDir: string }): string | null {
+  return jobLayerFolder(t.layeredTasks ? t.taskLayersDir : null, t.jobDir);
 }

@@ -199,6 +199,10 @@ export class JobRegistry {
       releaseMemory: (jobId, holder) => {
         if (this.memory.release(jobId, holder) > 0) this.hooks.memoryReleased();
       },
+      taskWeight: (jobId, heavy) => {
+        const job = this.jobs.get(jobId);
+        if (job?.warmEnv != null && job.warmTask !== null) this.warm.noteTaskWeight(job.warmEnv, job.warmTask, heavy);
+      },
       sshDebug: (jobId, port, user, password) => {
         const job = this.jobs.get(jobId);
         if (job === undefined || job.phase !== "running" || job.sshSent || this.debugHost === null) return;

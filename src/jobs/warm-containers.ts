@@ -3,18 +3,21 @@
  * removing the ones that died, went stale, outlived the agent, or stand in the way of a job's
  * memory. Each holds its memory limit in the MemoryBudget from the start of its creation until it
  * is removed, or until a job takes it (the job's own reservation covers it from then on). Which
- * ones to keep is WarmPool's decision (warm-pool.ts); this class carries it out.
+ * ones to keep is WarmPool's decision (warm-pool.ts); this class carries it out. A container made
+ * for a heavy task has that task's overlay volume at /task (task-layer.ts), removed with it.
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type Docker from "dockerode";
 import type { Piscina } from "piscina";
-import { removeQuietly } from "../docker/engine.js";
+import { removeQuietly, removeVolumeQuietly } from "../docker/engine.js";
 import { WARM_GROUP, type MemoryBudget } from "../limits/memory-budget.js";
 import type { Logger } from "../log.js";
-import { JOB_DIR_PREFIX, removeJobDirectory } from "./job-directory.js";
+import { JOB_DIR_PREFIX, removeJobFolders } from "./job-directory.js";
+import { jobLayerFolder } from "./layer-place.js";
 import type { WarmCreated, WarmSpec } from "./job-task.js";
-import { WarmPool, type WarmContainer } from "./warm-pool.js";
+import { taskVolumeName } from "./task-layer.js";
+import { envKeyOf, taskDirOf, taskKeyOf, WarmPool, type WarmContainer } from "./warm-pool.js";
 
 /** What every warm container gets but its directory, image and runtime: its default memory and its labels. */
 export type WarmSettings = Pick<WarmSpec, "memoryMb" | "labels">;
@@ -26,6 +29,8 @@ export function warmKey(envtype: string, environment: string, image: string, run
 
 export class WarmContainers {
   private readonly pool: WarmPool;
+  /** The agent's layers' folder (layer-place.ts), once its start-up check chose it: a task's container has its layer there. */
+  taskLayersDir: string | null = null;
   /** Warm containers by id, from their creation until a job adopts them or they are removed. */
   private readonly ids = new Set<string>();
   /** Creations under way, so that a stop can wait for them and remove what they made. */
@@ -58,8 +63,29 @@ export class WarmContainers {
     return this.pool.size;
   }
 
-  noteDemand(key: string, memoryMb: number): void {
-    this.pool.noteDemand(key, memoryMb);
+  /**
+   * Heavy tasks get warm containers of their own from now on (the agent layers task folders and
+   * can remove a layer's files itself). Without it, jobs of every task share their environment's.
+   */
+  keyByTask(on: boolean): void {
+    this.pool.taskKeyed = on;
+  }
+
+  noteDemand(key: string, memoryMb: number, taskDir: string | null): void {
+    this.pool.noteDemand(key, memoryMb, taskKeyOf(key, taskDir));
+  }
+
+  /** The key whose containers a job of this environment and task takes (its task's when the task is heavy). */
+  keyFor(key: string, taskDir: string | null): string {
+    return this.pool.keyFor(taskKeyOf(key, taskDir));
+  }
+
+  /** A job's worker found its task heavy and layered, or not: a task no longer heavy loses its containers. */
+  noteTaskWeight(key: string, taskDir: string, heavy: boolean): void {
+    if (!this.pool.noteTaskWeight(taskKeyOf(key, taskDir), heavy)) return;
+    this.log.info({ task: taskDir, heavy }, heavy ? "heavy task: its jobs get warm containers of their own" : "the task is no longer heavy and layered: its jobs share their environment's warm containers");
+    this.removeStale(); // the environment's own may be no one's now, or this task's
+    this.onCreationEnded(); // replacements for the key the environment's jobs now want
   }
 
   noteJobEnded(key: string): void {
@@ -71,20 +97,20 @@ export class WarmContainers {
   }
 
   /**
-   * Containers being made for this environment that a job may wait for rather than start cold:
+   * Containers being made for this key that a job may wait for rather than start cold:
    * none while the environment is on probation (they are ready only a second after their start).
    */
   awaitable(key: string): number {
     return this.pool.settleMsFor(key) === 0 ? this.pool.creatingFor(key) : 0;
   }
 
-  /** The memory limit of the container `take` would hand out for this environment, or null when none is ready. */
+  /** The memory limit of the container `take` would hand out for this key, or null when none is ready. */
   readyMemoryMb(key: string): number | null {
     return this.pool.peek(key)?.memoryMb ?? null;
   }
 
   /**
-   * A ready container for a job of this environment, or null: it is the job's from now on, and so
+   * A ready container for a job of this key (see keyFor), or null: it is the job's from now on, and so
    * is its memory (its reservation here is released: the caller reserves the job's).
    */
   take(key: string): WarmContainer | null {
@@ -126,27 +152,39 @@ export class WarmContainers {
   }
 
   private create(workers: Piscina, key: string): void {
-    const [envtype, name, image, runtime] = key.split("\0") as [string, string, string, string];
+    const envKey = envKeyOf(key);
+    const taskDir = taskDirOf(key);
+    const [envtype, name, image, runtime] = envKey.split("\0") as [string, string, string, string];
     const jobDir = path.join(this.tmpdir, `${JOB_DIR_PREFIX}warm-${randomBytes(6).toString("hex")}`);
     const settings = this.settings();
     // sized like the environment's latest job, so that the next one usually starts it as it is
     const task: WarmSpec = {
-      ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(key) ?? settings.memoryMb, settleMs: this.pool.settleMsFor(key),
+      ...settings, jobDir, image, runtime, memoryMb: this.pool.memoryFor(envKey) ?? settings.memoryMb, settleMs: this.pool.settleMsFor(key),
+      taskDir, courseDir: taskDir === null ? null : path.dirname(taskDir),
     };
     if (!this.memory.reserve(WARM_GROUP, jobDir, task.memoryMb)) return;
     this.pool.creationStarted(key);
     const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
       (created: WarmCreated) => {
+        if (created.kind === "unlayered") {
+          this.pool.creationEnded(key, null);
+          this.memory.release(WARM_GROUP, jobDir); // the worker made nothing
+          this.pool.noteTaskWeight(key, false);
+          this.removeStale();
+          this.log.info({ envtype, environment: name, task: taskDir, reason: created.detail }, "no warm grading container for this task: it cannot be layered now");
+          this.onCreationEnded();
+          return undefined;
+        }
         if (created.kind === "exited") {
           this.pool.creationEnded(key, null);
           this.memory.release(WARM_GROUP, jobDir); // the worker removed it
-          const cold = this.pool.noteEarlyDeath(key);
+          const cold = this.pool.noteEarlyDeath(envKey);
           this.log.warn({ envtype, environment: name, detail: created.detail, environmentKeptCold: cold }, "a warm grading container exited before any job");
           this.onCreationEnded();
           return undefined;
         }
         const w: WarmContainer = {
-          containerId: created.containerId, jobDir, envKey: key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb,
+          containerId: created.containerId, jobDir, key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb,
         };
         this.ids.add(w.containerId);
         if (this.stopping) {
@@ -154,7 +192,8 @@ export class WarmContainers {
           return this.remove(w);
         }
         this.pool.creationEnded(key, w);
-        this.log.debug({ container: w.containerId, envtype, environment: name }, "warm grading container ready");
+        this.log.debug({ container: w.containerId, envtype, environment: name, task: taskDir }, "warm grading container ready");
+        this.removeStale(); // made for a task that turned light (or an environment whose only task turned heavy) meanwhile
         this.onCreationEnded();
         return undefined;
       },
@@ -172,14 +211,17 @@ export class WarmContainers {
   onDie(containerId: string): void {
     const w = this.pool.forget(containerId);
     if (w === null) return;
-    const cold = this.pool.noteEarlyDeath(w.envKey);
+    const cold = this.pool.noteEarlyDeath(envKeyOf(w.key));
     this.log.warn({ container: containerId, environmentKeptCold: cold }, "a warm grading container died before its job: removing it");
     void this.remove(w);
   }
 
-  /** Removes the containers of environments that no longer see jobs. */
+  /** Removes the containers of environments and tasks that no longer see jobs (see WarmPool.stale). */
   removeStale(): void {
-    for (const w of this.pool.stale()) void this.remove(w);
+    for (const w of this.pool.stale()) {
+      this.log.debug({ container: w.containerId, task: taskDirOf(w.key) }, "removing a warm grading container no job wants");
+      void this.remove(w);
+    }
   }
 
   /** Waits for creations under way and removes every warm container (agent stopping). */
@@ -192,9 +234,11 @@ export class WarmContainers {
   private async remove(w: WarmContainer): Promise<void> {
     this.ids.delete(w.containerId);
     await removeQuietly(this.docker, w.containerId, this.log);
+    // a task's container: its layer goes once the container is gone (the engine keeps a volume in use)
+    if (taskDirOf(w.key) !== null) await removeVolumeQuietly(this.docker, taskVolumeName(w.jobDir), this.log);
     this.memory.release(WARM_GROUP, w.jobDir);
     try {
-      await removeJobDirectory(w.jobDir);
+      await removeJobFolders(w.jobDir, taskDirOf(w.key) !== null ? jobLayerFolder(this.taskLayersDir, w.jobDir) : null);
     } catch (err) {
       this.log.error({ dir: w.jobDir, err: (err as Error).message }, "failed to remove a warm container's directory");
     }

@@ -16,6 +16,18 @@
  * ready nor under way gets them at once in any case, so that a busy machine delays a paced
  * environment's replacements but never leaves it without one for long.
  *
+ * Heavy tasks: a job whose /task is layered over its task folder (task-layer.ts) and whose task
+ * has at least HEAVY_TASK_ENTRIES entries is graded fastest in a container whose /task is already
+ * that layer: copying such a task into a warm container costs seconds, more than a cold start. So
+ * a task reported heavy gets a key of its own (taskKeyOf): its jobs take only containers made for
+ * it (never the environment's, which they would have to fill), and an environment's replacements
+ * are made for the key of its latest job (the task's when that task is heavy, else the
+ * environment's). Both kinds count in the same cap per environment and the same slot and memory
+ * budgets; a container whose key saw no job for `demandWindowMs` (for the environment's key: no
+ * job of a task that is not heavy) is stale, and goes; so is a heavy task's once its task is
+ * reported light or copied again. A farm of many tasks thus holds at most `cap` containers per
+ * environment, following where its jobs went lately.
+ *
  * Pure bookkeeping: the agent creates and removes the containers.
  */
 
@@ -29,10 +41,37 @@ export const WARM_PROBATION_SETTLE_MS = 1000;
  */
 export const BACK_TO_BACK_GAP_MS = 500;
 
+/**
+ * A task with at least this many entries (files, folders, links) is heavy: copying it into a
+ * warm container (about 0.5 ms per file here) would cost more than a cold container's start.
+ */
+export const HEAVY_TASK_ENTRIES = 1000;
+
+/** Between an environment's key and a task folder in a task's key (never in either). */
+const TASK_SEP = "\u0001";
+
+/** The key of a task of an environment: its warm containers have that task's layer at /task. */
+export function taskKeyOf(envKey: string, taskDir: string | null): string {
+  return `${envKey}${TASK_SEP}${taskDir ?? ""}`;
+}
+
+/** The environment of a key (a task's key or the environment's own). */
+export function envKeyOf(key: string): string {
+  const i = key.indexOf(TASK_SEP);
+  return i < 0 ? key : key.slice(0, i);
+}
+
+/** The task folder of a task's key (null: an environment's key). */
+export function taskDirOf(key: string): string | null {
+  const i = key.indexOf(TASK_SEP);
+  return i < 0 ? null : key.slice(i + 1);
+}
+
 export interface WarmContainer {
   containerId: string;
   jobDir: string;
-  envKey: string;
+  /** What it was made for: an environment's key, or a heavy task's (taskKeyOf). */
+  key: string;
   /** CPU time (ns) the container had used when it became ready: not the job's (null: see WarmCreated). */
   cpuBaselineNs: number | null;
   /** Its memory limit: a job that asks for the same needs no update before it starts. */
@@ -40,9 +79,17 @@ export interface WarmContainer {
 }
 
 export class WarmPool {
+  /** Ready containers and creations under way, by key (an environment's or a task's). */
   private readonly ready = new Map<string, WarmContainer[]>();
   private readonly creating = new Map<string, number>();
   private readonly lastDemand = new Map<string, number>();
+  /** When each task (taskKeyOf) last had a job, and the latest task of each environment. */
+  private readonly taskDemand = new Map<string, number>();
+  private readonly latestTask = new Map<string, string>();
+  /** Tasks reported heavy and layered (see the rule above): their jobs take their own containers. */
+  private readonly heavy = new Set<string>();
+  /** Whether heavy tasks get containers of their own (layered task folders, see WarmContainers). */
+  taskKeyed = false;
   /** The memory limit of the latest job of each environment: what its next job likely asks for. */
   private readonly lastMemoryMb = new Map<string, number>();
   /** Environments whose warm containers died before any job used them: not warmed again. */
@@ -80,8 +127,8 @@ export class WarmPool {
     return n;
   }
 
-  /** A job of this environment was accepted; each such job is ended once with noteJobEnded. */
-  noteDemand(envKey: string, memoryMb: number): void {
+  /** A job of this environment (and task: taskKeyOf) was accepted; each such job is ended once with noteJobEnded. */
+  noteDemand(envKey: string, memoryMb: number, taskKey: string = taskKeyOf(envKey, null)): void {
     const now = this.now();
     const open = this.open.get(envKey) ?? 0;
     const gap = open > 0 ? 0 : now - (this.lastEnd.get(envKey) ?? -Infinity);
@@ -91,6 +138,39 @@ export class WarmPool {
     if (this.unwarmable.has(envKey)) return;
     this.lastDemand.set(envKey, now);
     this.lastMemoryMb.set(envKey, memoryMb);
+    this.taskDemand.set(taskKey, now);
+    this.latestTask.set(envKey, taskKey);
+  }
+
+  /** What a job of this task learned of it: heavy and layered, or not (see the rule above). True when that changed it. */
+  noteTaskWeight(taskKey: string, heavy: boolean): boolean {
+    const was = this.heavy.has(taskKey);
+    if (heavy && this.taskKeyed && this.taskDemand.has(taskKey)) this.heavy.add(taskKey);
+    else this.heavy.delete(taskKey);
+    return was !== this.heavy.has(taskKey);
+  }
+
+  /** The key whose containers a job of this task takes: its task's when heavy, else its environment's. */
+  keyFor(taskKey: string): string {
+    return this.heavy.has(taskKey) ? taskKey : envKeyOf(taskKey);
+  }
+
+  /** When a key last had a job: for a task's key, its task's (while heavy); for an environment's, its tasks' that are not. */
+  private demandOf(key: string): number {
+    if (taskDirOf(key) !== null) return this.heavy.has(key) ? (this.taskDemand.get(key) ?? -Infinity) : -Infinity;
+    let at = -Infinity;
+    for (const [task, t] of this.taskDemand) {
+      if (t > at && !this.heavy.has(task) && envKeyOf(task) === key) at = t;
+    }
+    return at;
+  }
+
+  /** Containers ready or under way for every key of an environment. */
+  private held(envKey: string): number {
+    let n = 0;
+    for (const [key, list] of this.ready) if (envKeyOf(key) === envKey) n += list.length;
+    for (const [key, c] of this.creating) if (envKeyOf(key) === envKey) n += c;
+    return n;
   }
 
   /** A job counted by noteDemand ended (its result is out, or it was refused or killed). */
@@ -118,9 +198,9 @@ export class WarmPool {
     return false;
   }
 
-  /** Containers of this environment being created right now. */
-  creatingFor(envKey: string): number {
-    return this.creating.get(envKey) ?? 0;
+  /** Containers of this key being created right now. */
+  creatingFor(key: string): number {
+    return this.creating.get(key) ?? 0;
   }
 
   /** A warm container of this environment gave its job a result. */
@@ -134,25 +214,26 @@ export class WarmPool {
    * command needs /task before `start` exits within moments, and a job that took such a container
    * at once would get "no result" instead of going cold.
    */
-  settleMsFor(envKey: string): number {
-    return this.served.has(envKey) ? 0 : WARM_PROBATION_SETTLE_MS;
+  settleMsFor(key: string): number {
+    return this.served.has(envKeyOf(key)) ? 0 : WARM_PROBATION_SETTLE_MS;
   }
 
-  /** The ready container `take` would hand out for this environment, left in the pool, or null. */
-  peek(envKey: string): WarmContainer | null {
-    return this.ready.get(envKey)?.[0] ?? null;
+  /** The ready container `take` would hand out for this key, left in the pool, or null. */
+  peek(key: string): WarmContainer | null {
+    return this.ready.get(key)?.[0] ?? null;
   }
 
-  /** Hands out a ready container for this environment, or null. */
-  take(envKey: string): WarmContainer | null {
-    const list = this.ready.get(envKey);
+  /** Hands out a ready container for this key (see keyFor), or null. */
+  take(key: string): WarmContainer | null {
+    const list = this.ready.get(key);
     const warm = list?.shift() ?? null;
     return warm;
   }
 
   /**
-   * How many containers to start creating now, per environment, given the free job slots,
-   * whether jobs are running (see the timing rule above) and the memory not reserved.
+   * How many containers to start creating now, per key (an environment's, or a heavy task's: the
+   * key of the environment's latest job), given the free job slots, whether jobs are running (see
+   * the timing rule above) and the memory not reserved. Every key of an environment counts in its cap.
    */
   plan(freeSlots: number, jobsRunning: boolean, freeMemoryMb = Infinity): Map<string, number> {
     const out = new Map<string, number>();
@@ -164,12 +245,14 @@ export class WarmPool {
       .sort((a, b) => b[1] - a[1]);
     for (const [envKey] of envs) {
       if (budget <= 0) break;
-      const have = (this.ready.get(envKey)?.length ?? 0) + (this.creating.get(envKey) ?? 0);
-      const wait = jobsRunning && have > 0 && !this.backToBack.has(envKey);
+      const key = this.keyFor(this.latestTask.get(envKey) ?? taskKeyOf(envKey, null));
+      const have = this.held(envKey);
+      const haveForKey = (this.ready.get(key)?.length ?? 0) + (this.creating.get(key) ?? 0);
+      const wait = jobsRunning && haveForKey > 0 && !this.backToBack.has(envKey);
       const mb = this.lastMemoryMb.get(envKey) ?? 0;
       const want = wait ? 0 : Math.min(this.cap - have, budget, mb > 0 ? Math.floor(freeMemoryMb / mb) : Infinity);
       if (want > 0) {
-        out.set(envKey, want);
+        out.set(key, want);
         budget -= want;
         freeMemoryMb -= want * mb;
       }
@@ -177,17 +260,19 @@ export class WarmPool {
     return out;
   }
 
-  creationStarted(envKey: string): void {
-    this.creating.set(envKey, (this.creating.get(envKey) ?? 0) + 1);
+  creationStarted(key: string): void {
+    this.creating.set(key, (this.creating.get(key) ?? 0) + 1);
   }
 
   /** Records the end of a creation; `warm` is null when it failed. */
-  creationEnded(envKey: string, warm: WarmContainer | null): void {
-    this.creating.set(envKey, Math.max(0, (this.creating.get(envKey) ?? 1) - 1));
+  creationEnded(key: string, warm: WarmContainer | null): void {
+    const n = (this.creating.get(key) ?? 1) - 1;
+    if (n > 0) this.creating.set(key, n);
+    else this.creating.delete(key);
     if (warm === null) return;
-    const list = this.ready.get(envKey) ?? [];
+    const list = this.ready.get(key) ?? [];
     list.push(warm);
-    this.ready.set(envKey, list);
+    this.ready.set(key, list);
   }
 
   /** Forgets a container that died or was removed; returns it if it was ready here. */
@@ -199,22 +284,30 @@ export class WarmPool {
     return null;
   }
 
-  /** Containers ready and no longer wanted: environments without recent demand. */
+  /**
+   * Containers ready and no longer wanted: keys without a job in the window (see demandOf). Tasks
+   * without a job in the window are forgotten, heavy or not.
+   */
   stale(): WarmContainer[] {
     const now = this.now();
+    for (const [task, at] of this.taskDemand) {
+      if (now - at > this.demandWindowMs) {
+        this.taskDemand.delete(task);
+        this.heavy.delete(task);
+      }
+    }
     const out: WarmContainer[] = [];
-    for (const [envKey, list] of this.ready) {
-      const at = this.lastDemand.get(envKey) ?? -Infinity;
-      if (now - at > this.demandWindowMs) out.push(...list.splice(0));
+    for (const [key, list] of this.ready) {
+      if (now - this.demandOf(key) > this.demandWindowMs) out.push(...list.splice(0));
     }
     return out;
   }
 
-  /** Takes one ready container out of the pool, from the environment whose latest job is the oldest; null when none is ready. */
+  /** Takes one ready container out of the pool, from the key whose latest job is the oldest; null when none is ready. */
   drainOne(): WarmContainer | null {
-    const envs = [...this.ready.entries()].filter(([, list]) => list.length > 0)
-      .sort((x, y) => (this.lastDemand.get(x[0]) ?? -Infinity) - (this.lastDemand.get(y[0]) ?? -Infinity));
-    return envs[0]?.[1].shift() ?? null;
+    const keys = [...this.ready.entries()].filter(([, list]) => list.length > 0)
+      .sort((x, y) => this.demandOf(x[0]) - this.demandOf(y[0]));
+    return keys[0]?.[1].shift() ?? null;
   }
 
   /** Empties the pool (shutdown, restart). */

@@ -4,6 +4,7 @@ import { AgentProcess, TASKS, tempDir } from "./agent-process.js";
 import { FakeBackend } from "./backend.js";
 import { dirListing, docker, engineContainers, eventually, requireDocker } from "./docker.js";
 import { LABEL_AGENT, LABEL_ROLE, agentId } from "../../src/docker/labels.js";
+import { JOB_DIR_PREFIX } from "../../src/jobs/job-directory.js";
 
 export interface Session {
   backend: FakeBackend;
@@ -56,7 +57,9 @@ export async function startSession(
         assert.deepEqual((await engineContainers([tmp.path])).filter((id) => !warm.has(id)), before, "containers left behind");
         assert.deepEqual((await dirListing(tmp.path)).filter((d) => !d.startsWith("job-warm-")), [], "job directories left behind");
         assert.ok((await dirListing(tmp.path)).length <= warm.size, "a warm directory without its container");
-        assert.deepEqual(await agentVolumes(tmp.path), [], "volumes left behind");
+        // a heavy task's warm containers hold its layer (warm-pool.ts): the pool's, not leaks
+        const volumes = (await agentVolumes(tmp.path)).filter((v) => !v.startsWith(`inginious-task-${JOB_DIR_PREFIX}warm-`));
+        assert.deepEqual(volumes, [], "volumes left behind");
       });
     },
     async end() {
