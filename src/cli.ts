@@ -10,8 +10,6 @@ import {
   parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
-import { runGrade } from "./grade.js";
-import { runTest } from "./course/test-command.js";
 import { createLogger } from "./log.js";
 
 /** Wraps a pure parser for commander, whose parsers are called as (value, previous). */
@@ -66,6 +64,7 @@ function addGradeCommand(program: Command): void {
     .action(async (task: string, opts: Record<string, unknown>, cmd: Command) => {
       // Only flags given on the command line override the task's own values.
       const given = <T>(key: string): T | undefined => (cmd.getOptionValueSource(key) === "cli" ? (opts[key] as T) : undefined);
+      const { runGrade } = await import("./grade.js"); // the daemon never loads it
       process.exitCode = await runGrade(task, {
         tasks: opts["tasks"] as string,
         inputs: (opts["input"] as string[] | undefined) ?? [],
@@ -101,6 +100,7 @@ function addTestCommand(program: Command): void {
     .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
     .action(async (courseDir: string, tasks: string[], opts: Record<string, unknown>) => {
       const verbose = Boolean(opts["verbose"]);
+      const { runTest } = await import("./course/test-command.js");
       process.exitCode = await runTest(courseDir, tasks, {
         concurrency: opts["concurrency"] as number,
         junit: (opts["junit"] as string | undefined) ?? null,
