@@ -60,8 +60,8 @@ export const DEFAULT_PIDS_LIMIT = 1024;
 export const DEFAULT_STUDENT_CONTAINERS = 4;
 export const DEFAULT_WARM = 2;
 /**
- * A pool thread costs 12-25 MB while it lives and about half a second of a busy machine's time to
- * start again (bench/pool-idle.ts). A minute keeps the threads of a farm whose jobs come in bursts
+ * A pool thread costs 12-25 MB while it lives, and starting one again adds about 0.2 s to the
+ * first job after a pause on 2 busy cores (1.5 s when they are saturated; bench/pool-idle.ts). A minute keeps the threads of a farm whose jobs come in bursts
  * (a class, an exam, a deadline) between its jobs, and gives the memory back once the host is idle.
  */
 export const DEFAULT_POOL_IDLE_SECONDS = 60;
