@@ -28,7 +28,7 @@ import type { AdmissionSnapshot } from "./jobs/admission.js";
 import { Dispatcher } from "./jobs/dispatch.js";
 import { mainApiPort, type PoolSettings } from "./jobs/job-task.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
-import { DEFAULT_STUDENT_CONTAINERS } from "./config.js";
+import { DEFAULT_POOL_IDLE_SECONDS, DEFAULT_STUDENT_CONTAINERS } from "./config.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { chosenLayersDir } from "./jobs/layer-place.js";
@@ -181,25 +181,34 @@ export class GradingAgent implements LinkedCore {
     this.reconcileTimer.unref();
   }
 
+  /**
+   * Pool threads start when work comes and end after poolIdleSeconds without any: an idle agent
+   * holds no thread (each costs 12-25 MB). What must outlive a thread (jobs, their containers,
+   * ports, memory, warm containers) is kept on the main thread.
+   */
   private startPool(): void {
     const threads = this.config.poolThreads;
-    this.pool = new Piscina({
+    const pool = new Piscina({
       filename: new URL("../workers/job.js", import.meta.url).href,
       workerData: this.poolSettings(),
-      minThreads: Math.min(threads, 2),
+      minThreads: 0,
       maxThreads: threads,
       concurrentTasksPerWorker: Math.max(1, Math.ceil((this.config.concurrency * 2) / threads)),
       atomics: "disabled",
-      idleTimeout: 30_000,
+      idleTimeout: (this.config.poolIdleSeconds ?? DEFAULT_POOL_IDLE_SECONDS) * 1000,
     });
+    this.pool = pool;
+    let live = 0;
+    pool.on("workerCreate", () => this.log.info({ threads: ++live }, "pool thread started"));
+    pool.on("workerDestroy", () => this.log.info({ threads: --live }, "pool thread ended"));
     // each pool thread sends, once, its end of the channel its jobs call MainApi over
-    this.pool.on("message", (message: unknown) => {
+    pool.on("message", (message: unknown) => {
       const port = mainApiPort(message);
       if (port === null) return;
       Comlink.expose(this.registry.mainApi(), nodeEndpoint(port as never));
       port.unref(); // the pool keeps the agent alive, not this channel
     });
-    this.dispatcher.usePool(this.pool);
+    this.dispatcher.usePool(pool);
   }
 
   /** Reads the grading images again (at start and before each hello). */

@@ -6,12 +6,10 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
-  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_STUDENT_CONTAINERS, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
+  ConfigValueError, DEFAULT_DEBUG_PORTS, DEFAULT_METRICS_HOST, DEFAULT_PIDS_LIMIT, DEFAULT_POOL_IDLE_SECONDS, DEFAULT_STUDENT_CONTAINERS, DEFAULT_WARM, parseNonNegativeInt, defaultConcurrency, groupRuntimeArgs,
   parseBackendAddress, parseEnvBoolean, parseListenPort, parsePortRange, parsePositiveInt, parseRuntime, type AgentConfig,
 } from "./config.js";
 import { runAgent } from "./run-agent.js";
-import { runGrade } from "./grade.js";
-import { runTest } from "./course/test-command.js";
 import { createLogger } from "./log.js";
 
 /** Wraps a pure parser for commander, whose parsers are called as (value, previous). */
@@ -66,6 +64,7 @@ function addGradeCommand(program: Command): void {
     .action(async (task: string, opts: Record<string, unknown>, cmd: Command) => {
       // Only flags given on the command line override the task's own values.
       const given = <T>(key: string): T | undefined => (cmd.getOptionValueSource(key) === "cli" ? (opts[key] as T) : undefined);
+      const { runGrade } = await import("./grade.js"); // the daemon never loads it
       process.exitCode = await runGrade(task, {
         tasks: opts["tasks"] as string,
         inputs: (opts["input"] as string[] | undefined) ?? [],
@@ -101,6 +100,7 @@ function addTestCommand(program: Command): void {
     .option("-v, --verbose", "log at debug level (logs go to stderr)", false)
     .action(async (courseDir: string, tasks: string[], opts: Record<string, unknown>) => {
       const verbose = Boolean(opts["verbose"]);
+      const { runTest } = await import("./course/test-command.js");
       process.exitCode = await runTest(courseDir, tasks, {
         concurrency: opts["concurrency"] as number,
         junit: (opts["junit"] as string | undefined) ?? null,
@@ -137,6 +137,7 @@ export function buildProgram(argv: readonly string[]): Command {
     .addOption(envOption("--ssh", "allow this agent to handle tasks that use SSH features").default(false))
     .addOption(envOption("--runtime <words...>", "add a runtime: NAME ENVTYPE [root] [shared] (repeatable); without it, runtimes are detected (in the variable: groups separated by commas)"))
     .addOption(envOption("--pool-threads <n>", "worker threads running container lifecycles (default: two times the number of cores)").argParser(valueParser((v) => parsePositiveInt(v))).default(defaultConcurrency()))
+    .addOption(envOption("--pool-idle <seconds>", "seconds a pool thread without work waits before it ends (the next job starts one again)").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_POOL_IDLE_SECONDS))
     .addOption(envOption("--pids-limit <n>", "maximal number of processes in one container").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_PIDS_LIMIT))
     .addOption(envOption("--warm <n>", "warm grading containers kept per recently used environment, started ahead of jobs (0: off)").argParser(valueParser((v) => parseNonNegativeInt(v))).default(DEFAULT_WARM))
     .addOption(envOption("--student-containers <n>", "student containers one job may run at once (run_student beyond waits for one to end)").argParser(valueParser((v) => parsePositiveInt(v))).default(DEFAULT_STUDENT_CONTAINERS))
@@ -193,6 +194,7 @@ function daemonConfig(program: Command, argv: readonly string[], backendArg: str
     ssh: Boolean(opts["ssh"]),
     runtimes,
     poolThreads: opts["poolThreads"] as number,
+    poolIdleSeconds: opts["poolIdle"] as number,
     pidsLimit: opts["pidsLimit"] as number,
     warm: opts["warm"] as number,
     studentContainers: opts["studentContainers"] as number,

@@ -36,6 +36,8 @@ export interface AgentConfig {
   ssh: boolean;
   runtimes: RuntimeSpec[] | null;
   poolThreads: number;
+  /** Seconds a pool thread with no work waits before it ends; absent: DEFAULT_POOL_IDLE_SECONDS. */
+  poolIdleSeconds?: number;
   pidsLimit: number;
   /** Student containers one job may run at once; more wait for one to end. Default DEFAULT_STUDENT_CONTAINERS. */
   studentContainers?: number;
@@ -61,6 +63,12 @@ export const DEFAULT_DEBUG_PORTS = "64120-64130";
 export const DEFAULT_PIDS_LIMIT = 1024;
 export const DEFAULT_STUDENT_CONTAINERS = 4;
 export const DEFAULT_WARM = 2;
+/**
+ * A pool thread costs 12-25 MB while it lives, and starting one again adds about 0.2 s to the
+ * first job after a pause on 2 busy cores (1.5 s when they are saturated; bench/pool-idle.ts). A minute keeps the threads of a farm whose jobs come in bursts
+ * (a class, an exam, a deadline) between its jobs, and gives the memory back once the host is idle.
+ */
+export const DEFAULT_POOL_IDLE_SECONDS = 60;
 export const DEFAULT_METRICS_HOST = "127.0.0.1";
 
 export function defaultConcurrency(): number {

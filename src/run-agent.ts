@@ -5,7 +5,7 @@ import { BackendLink, BackendSilentError } from "./link/backend-link.js";
 import { createLogger } from "./log.js";
 import { installLoopMonitor } from "./loop-monitor.js";
 import { connectDocker } from "./docker/engine.js";
-import { startOps, type Ops } from "./ops/ops.js";
+import type { Ops } from "./ops/ops.js";
 import { runStartChecks } from "./ops/self-checks.js";
 import { raiseMainThreadPriority, wantedNice } from "./ops/thread-priority.js";
 
@@ -44,6 +44,8 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   let ops: Ops | null = null;
   if (config.metricsPort !== undefined && config.metricsPort !== null) {
     try {
+      // loaded only here: the metrics (prom-client) cost the main thread a few MB it otherwise need not hold
+      const { startOps } = await import("./ops/ops.js");
       ops = await startOps(config, agent, link, log);
     } catch (err) {
       log.fatal((err as Error).message);

@@ -186,6 +186,28 @@ describe("ContainerStreamDecoder", () => {
     assert.throws(() => d.end(), /middle of a message/);
   });
 
+  test("a big message keeps none of the chunks it came in: each is copied into the message as it comes", () => {
+    const big = { type: "result", result: { result: "success", stdout: "x".repeat(3 * 1024 * 1024) } };
+    const stream = Buffer.concat([frame(1, encodeContainerMessage(big)), frame(1, encodeContainerMessage(msgA))]);
+    const d = new ContainerStreamDecoder();
+    const out: ContainerMessage[] = [];
+    for (let at = 0; at < stream.length; at += 65_536) {
+      const chunk = Buffer.from(stream.subarray(at, at + 65_536));
+      out.push(...d.push(chunk));
+      chunk.fill(0xff); // a chunk the decoder still held would now spoil the message
+    }
+    assert.deepEqual(normalise(out), normalise([big as unknown as ContainerMessage, msgA]));
+    d.end();
+  });
+
+  test("end() in the middle of a big message is an error", () => {
+    const d = new ContainerStreamDecoder();
+    const body = encodeContainerMessage({ type: "result", result: { stdout: "x".repeat(2 * 1024 * 1024) } });
+    d.push(frame(1, body.subarray(0, 100_000)));
+    assert.equal(d.idle, false);
+    assert.throws(() => d.end(), /middle of a message/);
+  });
+
   test("end() in the middle of a length prefix is an error", () => {
     const d = new ContainerStreamDecoder();
     d.push(frame(1, Buffer.from([0, 0])));

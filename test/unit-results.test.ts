@@ -4,6 +4,7 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +17,8 @@ import { pack, Packed, unpack, type Packable } from "../src/protocol/msgpack.js"
 /** Checks a result given as values (packed as a container would send it); kept bytes read back as values. */
 function check(value: unknown): Record<string, unknown> {
   const r = checkGradingResult(pack(value as Packable)) as unknown as Record<string, unknown>;
-  const open = (v: unknown): unknown => (v instanceof Packed ? unpack(v.bytes) : v);
+  // the archive's base64 text is kept as its bytes
+  const open = (v: unknown): unknown => (v instanceof Packed ? unpack(v.bytes) : v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : v);
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, open(v)]));
 }
 
@@ -169,6 +171,29 @@ describe("checkArchive", () => {
     const tgz = gzipSync(handTar);
     const wrapped = tgz.toString("base64").replace(/.{76}/g, "$&\n") + "\n";
     assert.ok((await checkArchive(wrapped)).equals(tgz));
+  });
+
+  test("base64 given as bytes is decoded in place, in one slice or several, with and without padding", async () => {
+    for (const size of [0, 1, 2, 3, 49_151, 49_152, 49_153, 200_000]) {
+      const tgz = gzipSync(tarEntry("f", randomBytes(size)));
+      for (const text of [tgz.toString("base64"), tgz.toString("base64").replace(/=+$/, "")]) {
+        const message = Buffer.from(`<${text}>`, "latin1");
+        const bytes = message.subarray(1, 1 + text.length);
+        const back = await checkArchive(bytes);
+        assert.ok(back.equals(tgz), `${size} bytes, ${text.length} characters`);
+        assert.equal(back.buffer, message.buffer, "the archive is a view of the text's own memory");
+        assert.equal(message[message.length - 1], 0x3e, "nothing past the text is touched");
+      }
+    }
+  });
+
+  test("base64 bytes with line breaks are accepted; bytes that are not base64 are refused", async () => {
+    const tgz = gzipSync(handTar);
+    const wrapped = tgz.toString("base64").replace(/.{76}/g, "$&\n") + "\n";
+    assert.ok((await checkArchive(Buffer.from(wrapped, "latin1"))).equals(tgz));
+    for (const bad of ["AB*D", "AAAA=AAA", `${"A".repeat(65_536)}=${"A".repeat(7)}`]) {
+      await assert.rejects(checkArchive(Buffer.from(bad, "latin1")), /not base64/, bad.slice(0, 12));
+    }
   });
 
   test("an empty tar archive (end blocks only) is accepted", async () => {

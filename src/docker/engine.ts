@@ -4,6 +4,8 @@
  */
 import http from "node:http";
 import { inspect } from "node:util";
+// before dockerode: what it would load and the agent does not use waits until called
+import "./lazy-parts.js";
 import Docker from "dockerode";
 import type { Logger } from "../log.js";
 

@@ -6,6 +6,10 @@
  *
  * Pure and incremental: feed chunks as they arrive, get whole messages out.
  *
+ * A message of BIG_MESSAGE_BYTES or more gets its buffer as soon as its length is read, and the
+ * stream's chunks are copied into it as they come: the chunks are not kept until the message is
+ * whole and then copied (which held a big result twice).
+ *
  * Each message is walked before anything of it is built (msgpack-walk.ts): one that is not
  * msgpack Python would load, or whose decoded form would be over the caps in values or depth,
  * ends the stream with a ContainerStreamError. A message of a type the agent does not use is
@@ -20,6 +24,9 @@ import { ViewReader } from "./msgpack-view.js";
 
 /** Default cap on one container message; results with 20 MB archives and 20 MB of stdout fit. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Messages at least this big are filled in place as their bytes come (see the header). */
+export const BIG_MESSAGE_BYTES = 1024 * 1024;
 
 /** How much of the end of a container's stderr is kept (for the log of a job that ends without a result). */
 export const STDERR_TAIL_BYTES = 4096;
@@ -44,6 +51,9 @@ export class ContainerStreamDecoder {
   private frameStream = 0;
   private stderrBytes = 0;
   private stderrLast: Buffer = Buffer.alloc(0);
+  /** A big message being filled (its length read already), and how much of it has come. */
+  private filling: Buffer | null = null;
+  private filled = 0;
 
   constructor(
     private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
@@ -66,7 +76,7 @@ export class ContainerStreamDecoder {
 
   /** True when no partial frame or message is pending: the stream may end here cleanly. */
   get idle(): boolean {
-    return this.frameRemaining === 0 && this.frames.length === 0 && this.stdout.length === 0;
+    return this.frameRemaining === 0 && this.frames.length === 0 && this.stdout.length === 0 && this.filling === null;
   }
 
   /** Feeds raw attach-stream bytes; returns the messages completed by them. Throws ContainerStreamError. */
@@ -92,10 +102,7 @@ export class ContainerStreamDecoder {
       const payload = this.frames.take(n);
       this.frameRemaining -= n;
       if (this.frameStream === 2) this.keepStderr(payload);
-      else if (this.frameStream === 1) {
-        this.stdout.push(payload);
-        this.drainMessages(out);
-      }
+      else if (this.frameStream === 1) this.onStdout(payload, out);
     }
     return out;
   }
@@ -107,6 +114,22 @@ export class ContainerStreamDecoder {
     this.stderrLast = Buffer.from(joined.subarray(Math.max(0, joined.length - STDERR_TAIL_BYTES)));
   }
 
+  /** Stdout bytes: into the big message being filled, else queued and cut into messages. */
+  private onStdout(payload: Buffer, out: ContainerMessage[]): void {
+    let at = 0;
+    if (this.filling !== null) {
+      at = Math.min(payload.length, this.filling.length - this.filled);
+      payload.copy(this.filling, this.filled, 0, at);
+      this.filled += at;
+      if (this.filled < this.filling.length) return;
+      const message = this.filling;
+      this.filling = null;
+      out.push(decodeContainerMessage(message, this.limits));
+    }
+    if (at < payload.length) this.stdout.push(at === 0 ? payload : payload.subarray(at));
+    this.drainMessages(out);
+  }
+
   private drainMessages(out: ContainerMessage[]): void {
     while (this.stdout.length >= 4) {
       const len = this.stdout.peek(4).readUInt32BE(0);
@@ -115,10 +138,22 @@ export class ContainerStreamDecoder {
           `the grading container sent a message of ${len} bytes, over the agent's limit of ${this.maxMessageBytes} bytes`,
         );
       }
-      if (this.stdout.length < 4 + len) break;
+      if (this.stdout.length < 4 + len) {
+        if (len >= BIG_MESSAGE_BYTES) this.startFilling(len);
+        break;
+      }
       this.stdout.take(4);
       out.push(decodeContainerMessage(this.stdout.take(len), this.limits));
     }
+  }
+
+  /** Moves what came of a big message into a buffer of its full length, which the next bytes fill. */
+  private startFilling(len: number): void {
+    this.stdout.take(4);
+    const have = this.stdout.length;
+    this.filling = Buffer.allocUnsafeSlow(len);
+    if (have > 0) this.stdout.take(have).copy(this.filling, 0);
+    this.filled = have;
   }
 
   /** Called when the stream ends: throws if it stopped in the middle of a frame or message. */
@@ -126,7 +161,7 @@ export class ContainerStreamDecoder {
     if (this.frameRemaining > 0 || this.frames.length > 0) {
       throw new ContainerStreamError("the grading container's output stopped in the middle of a frame");
     }
-    if (this.stdout.length > 0) {
+    if (this.stdout.length > 0 || this.filling !== null) {
       throw new ContainerStreamError("the grading container's output stopped in the middle of a message");
     }
   }

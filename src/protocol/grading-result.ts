@@ -22,8 +22,11 @@ export interface GradingResult {
   tests: Packed;
   custom: Packed;
   state: Packed;
-  /** base64 text as the container sent it; decoded and checked separately. */
-  archive: string | null;
+  /**
+   * The bytes of the base64 text as the container sent it (a view into the result's bytes, not a
+   * string of tens of MB); decoded in place and checked separately (protocol/archive.ts).
+   */
+  archive: Uint8Array | null;
   stdout: Packed;
   stderr: Packed;
 }
@@ -89,6 +92,10 @@ export function checkGradingResult(packed: unknown): GradingResult {
     const at = spans.get(key);
     return at === undefined ? fallback : new Packed(b.subarray(at[0], at[1]));
   };
+  const strBytes = (key: string): Uint8Array | null => {
+    const at = spans.get(key);
+    return at === undefined ? null : b.subarray(head.read(b, at[0], at[1]).body, at[1]);
+  };
   const result = (decoded("result") as string | undefined) ?? "error";
   if (!(JOB_RESULT_KINDS as readonly string[]).includes(result)) {
     throw new BadResultError(`unknown result ${JSON.stringify(result)}`);
@@ -101,7 +108,7 @@ export function checkGradingResult(packed: unknown): GradingResult {
     tests: kept("tests", EMPTY_MAP),
     custom: kept("custom", EMPTY_MAP),
     state: kept("state", EMPTY_STR),
-    archive: (decoded("archive") as string | undefined) ?? null,
+    archive: strBytes("archive"),
     stdout: kept("stdout", EMPTY_STR),
     stderr: kept("stderr", EMPTY_STR),
   };
