@@ -76,6 +76,7 @@ async function runOne(fault: Fault): Promise<void> {
   const api = {
     containerCreated: (_j: string, id: string) => (created.push(id), Promise.resolve(true)),
     containerRemoved: (_j: string, id: string) => (removed.push(id), Promise.resolve()),
+    taskWeight: () => Promise.resolve(),
   } as unknown as Comlink.Remote<MainApi>;
   const ctx = createJobContext(task, faulty(fault), api, log);
   try {

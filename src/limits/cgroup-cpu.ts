@@ -27,20 +27,6 @@ export function parseCgroupCpu(text: string, version: 1 | 2): number | null {
   return m ? Number(m[1]) * 1000 : null;
 }
 
-export function cgroupCpuNs(containerId: string, version: 1 | 2, root?: string): number | null {
-  for (const file of cgroupCpuFiles(containerId, version, root)) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue;
-    }
-    const ns = parseCgroupCpu(text, version);
-    if (ns !== null) return ns;
-  }
-  return null;
-}
-
 /**
  * A reader of one container's CPU time from its cgroup: the first call finds the file (null when
  * none is readable), the next ones read that file only; null once it is gone with the container.
@@ -63,4 +49,9 @@ export function cgroupCpuReader(containerId: string, version: 1 | 2, root?: stri
     }
     return null;
   };
+}
+
+/** A container's CPU time from its cgroup, read once (null: no readable cgroup file). */
+export function cgroupCpuNs(containerId: string, version: 1 | 2, root?: string): number | null {
+  return cgroupCpuReader(containerId, version, root)();
 }
