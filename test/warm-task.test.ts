@@ -17,6 +17,7 @@ import { recordEvents } from "./helpers/engine-events.js";
 import { agentVolumes, startSession, type Session } from "./helpers/session.js";
 import { LABEL_AGENT, LABEL_ROLE, agentId } from "../src/docker/labels.js";
 import { HEAVY_TASK_ENTRIES, WARM_PROBATION_SETTLE_MS } from "../src/jobs/warm-pool.js";
+import { agentLayersDir, chosenLayersDir } from "../src/jobs/layer-place.js";
 
 const COURSE = "warmtask";
 const DIRS = 6;
@@ -168,6 +169,9 @@ describe("warm containers for a heavy task (--warm 2, layered task folders)", ()
       await eventually(async () => {
         assert.equal((await taskWarm(s.tmpdir)).size, 0, "the task's warm containers are removed");
         assert.deepEqual(await agentVolumes(s.tmpdir), [], "with their layer");
+        // their layer folders too, on the layers' place (a tmpfs: outside the job directories)
+        const place = chosenLayersDir(null);
+        if (place !== null) assert.deepEqual(await dirListing(agentLayersDir(place, agentId(s.tmpdir))), [], "and their layer folders");
       }, 60_000);
     } finally {
       rmSync(link);
