@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { slow } from "./slowness.js";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const CLI = path.join(REPO, "dist/src/cli.js");
@@ -59,7 +60,7 @@ export class AgentProcess {
   async stop(ms = 15_000): Promise<number | null> {
     if (this.child.exitCode !== null) return this.child.exitCode;
     this.child.kill("SIGTERM");
-    const t = setTimeout(() => this.child.kill("SIGKILL"), ms);
+    const t = setTimeout(() => this.child.kill("SIGKILL"), slow(ms));
     const code = await this.exited;
     clearTimeout(t);
     return code;
@@ -74,7 +75,7 @@ export class AgentProcess {
    * before a wire message may still be in flight when that message arrives.
    */
   async waitLogs(pred: (l: LogLine) => boolean, count: number, timeoutMs = 20_000): Promise<LogLine[]> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + slow(timeoutMs);
     for (;;) {
       const hits = this.logs.filter(pred);
       if (hits.length >= count) return hits;

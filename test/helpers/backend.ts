@@ -3,6 +3,7 @@ import { Router } from "zeromq";
 import {
   decodeAgentFrame, encodeBackendMessage, type BackendMessage,
 } from "../../src/protocol/messages.js";
+import { slow } from "./slowness.js";
 
 export type AgentFrame = Record<string, unknown> & { "@type": string };
 
@@ -71,7 +72,7 @@ export class FakeBackend {
     timeoutMs = 30_000,
     from = 0,
   ): Promise<Received> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = performance.now() + slow(timeoutMs);
     let checked = from; // each message is looked at once, however many arrive
     for (;;) {
       for (; checked < this.received.length; checked++) {

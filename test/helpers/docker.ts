@@ -2,6 +2,7 @@
 import { promises as fs } from "node:fs";
 import Docker from "dockerode";
 import { LABEL_AGENT, agentId } from "../../src/docker/labels.js";
+import { slow } from "./slowness.js";
 
 export const docker = new Docker();
 export const SAMPLE_IMAGE = "inginious-agent-docker/sample:latest";
@@ -51,7 +52,7 @@ export async function dirListing(dir: string): Promise<string[]> {
 
 /** Polls until `check` passes or the time is up (containers are removed asynchronously). */
 export async function eventually(check: () => Promise<void> | void, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + slow(timeoutMs);
   for (;;) {
     try {
       await check();
