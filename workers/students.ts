@@ -16,7 +16,7 @@ import type { Logger } from "../src/log.js";
 import { EngineTimeoutError, waitDeadlineMs } from "../src/docker/deadline.js";
 import { cgroupCpuReader } from "../src/limits/cgroup-cpu.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
-import { mayBeOomKilled } from "../src/limits/oom.js";
+import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
 import type { ContainerMessage } from "../src/protocol/container-stream.js";
 import { studentContainerSpec, type StudentRequest } from "./container-specs.js";
 import { engineCall, failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
@@ -194,11 +194,13 @@ function releaseSocket(run: StudentRun): void {
 /** Starts the student container under its limits and waits for it: its retval, or null when it failed. */
 async function startAndWait(ctx: JobContext, container: Docker.Container, req: StudentRequest, log: Logger): Promise<number | null> {
   let watch: LimitWatch | null = null;
+  let memoryEvents: ReturnType<typeof followMemoryEvents> | null = null;
   let code = -1;
   try {
     await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, ctx.task, log);
     log.debug("started student container");
+    memoryEvents = followMemoryEvents(container.id, ctx.task.cgroupVersion);
     watch = watchLimits(container, {
       cpuSeconds: req.time, wallSeconds: req.hardTime, statsDelayMs: statsDelay(req.time),
       readCpuNs: cgroupCpuReader(container.id, ctx.task.cgroupVersion),
@@ -210,11 +212,13 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
     log.warn({ err: (err as Error).message }, "student container failed");
     failOnTimeout(ctx, err, log);
     watch?.stop();
+    memoryEvents?.stop();
     return null;
   }
   watch.stop();
+  memoryEvents?.stop();
   const oom = (await ctx.api.wasOutOfMemory(container.id))
-    || (mayBeOomKilled(ctx.task.cgroupVersion, code) && (await inspectOomKilled(container)));
+    || (mayBeOomKilled(ctx.task.cgroupVersion, code) && (await inspectOomKilled(container, memoryEvents?.last() ?? null)));
   const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
   log.debug({ retval: value }, "student container ended");
   return value;

@@ -125,7 +125,11 @@ function watchCpu(container: Docker.Container, limits: WatchedLimits, seen: (ns:
   const startTimer = setTimeout(() => {
     const read = limits.readCpuNs;
     const first = read?.() ?? null;
-    if (read === undefined || first === null) return openStats();
+    if (read === undefined || first === null) {
+      // Each job that lands here costs an engine stream: a host whose cgroup layout the agent does not know.
+      if (read !== undefined) log.debug({ cpuSource: "stats" }, "CPU time from the engine's stats stream: the container's cgroup cannot be read here");
+      return openStats();
+    }
     seen(first);
     pollTimer = setInterval(() => {
       const ns = read();

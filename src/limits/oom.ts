@@ -5,7 +5,7 @@
  * memory.events counts `oom_kill`s when it can still be read: it vanishes with the container, so
  * it is read every second while the container runs (followMemoryEvents).
  */
-import { promises as fs } from "node:fs";
+import { readFileSync, watch, type FSWatcher } from "node:fs";
 
 export interface OomEvidence {
   /** The engine emitted an `oom` event for the container. */
@@ -46,17 +46,49 @@ export function mayBeOomKilled(cgroupVersion: 1 | 2, exitCode: number): boolean 
   return cgroupVersion !== 1 || exitCode === 137 || exitCode < 0;
 }
 
-/** On cgroup v2, keeps the container cgroup's memory.events text (it vanishes at exit). */
+/**
+ * On cgroup v2, keeps the container cgroup's memory.events text. It vanishes with the container,
+ * and with Docker's systemd driver at once (systemd removes an empty scope): it is read when the
+ * following starts, whenever the kernel says it changed (inotify: an OOM kill changes it), every
+ * second besides, and at stop. A text that counts more OOM kills is never replaced by one that
+ * counts fewer. Engines whose shim misses the OOM (State.OOMKilled false: seen with Debian 13's
+ * docker.io and the systemd driver) are told apart by this alone.
+ */
 export function followMemoryEvents(containerId: string, cgroupVersion: 1 | 2): { last(): string | null; stop(): void } {
   let last: string | null = null;
   if (cgroupVersion !== 2) return { last: () => null, stop: () => {} };
   const paths = memoryEventsPaths(containerId);
   const read = (): void => {
     for (const p of paths) {
-      fs.readFile(p, "utf8").then((text) => (last = text), () => {});
+      try {
+        // a small kernel file: read at once, in the same turn as the change it was told of
+        const text = readFileSync(p, "utf8");
+        if (last === null || oomKills(text) >= oomKills(last)) last = text;
+        return;
+      } catch {
+        /* not this driver's path, or already gone */
+      }
     }
   };
+  read();
+  let watcher: FSWatcher | null = null;
+  for (const p of paths) {
+    try {
+      watcher = watch(p, { persistent: false }, read);
+      watcher.on("error", () => {});
+      break;
+    } catch {
+      /* not this driver's path */
+    }
+  }
   const timer = setInterval(read, 1000);
   timer.unref();
-  return { last: () => last, stop: () => (read(), clearInterval(timer)) };
+  return {
+    last: () => last,
+    stop: () => {
+      read();
+      clearInterval(timer);
+      watcher?.close();
+    },
+  };
 }
