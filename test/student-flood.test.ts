@@ -2,12 +2,14 @@
  * A grader flooding the agent with `run_student` requests, against the real engine, with one
  * pool thread for two jobs: 100,000 distinct socket ids leave the agent's RSS near its usual
  * level, every request is answered, and the other job on the thread grades; one socket id asked
- * for 100,000 times costs a bounded number of log lines a second, with a count of the others;
- * a grader that stops reading its stdin while it floods ends as `crash`.
+ * for 100,000 times costs a bounded number of log lines a second, with a count of the others,
+ * and so do requests the main thread refuses for memory; a grader that stops reading its stdin
+ * while it floods ends as `crash`; pool threads run under their heap limits.
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { newJob } from "./helpers/backend.js";
 import { tempDir } from "./helpers/agent-process.js";
@@ -16,6 +18,7 @@ import { startSession, type Session } from "./helpers/session.js";
 import { JOB_FLOOD_LINES_PER_SECOND } from "../src/log-limit.js";
 import { POOL_THREAD_OLD_HEAP_MB, POOL_THREAD_YOUNG_HEAP_MB } from "../src/config.js";
 import type { MemoryBreakdown } from "../src/memory-report.js";
+import { STUDENT_WAITING_MAX } from "../workers/student-caps.js";
 
 type Done = Record<string, unknown>;
 const result = (d: Done): string[] => d["result"] as string[];
@@ -100,6 +103,47 @@ describe("a grader flooding run_student, two jobs on one pool thread", () => {
     const d = await s.backend.done("unread", 180_000);
     assert.equal(result(d)[0], "crash", result(d)[1]);
     assert.match(result(d)[1]!, /stopped reading its standard input: more than 8 MiB of the agent's messages to it were waiting/);
+  });
+});
+
+describe("a flood whose student containers the main thread refuses for memory", () => {
+  let s: Session;
+  before(async () => {
+    // 300 MB for jobs: a job of 200 MB leaves no room for a student container of its size
+    const hostMb = Math.floor(os.totalmem() / 1024 / 1024);
+    s = await startSession(["--memory-reserve", String(hostMb - 300)], { images: [SAMPLE_IMAGE, RAW] });
+  });
+  afterEach(() => s.assertClean());
+  after(() => s?.end());
+
+  test("the main thread's lines are bounded too, and every request is told once", async (t) => {
+    const count = 20_000;
+    const from = s.agent.logs.length;
+    const began = Date.now();
+    await s.backend.send(newJob("no-room", {
+      task_id: "raw", environment: "test-raw", inputdata: { mode: "flood", count: String(count) }, limits: { time: 60, hard_time: 120, memory: 200 },
+    }));
+    const d = await s.backend.done("no-room", 180_000);
+    const seconds = (Date.now() - began) / 1000;
+    assert.equal(figures(result(d)[1]!)["retval254"], count, result(d)[1]);
+    await s.assertClean();
+    await new Promise((r) => setTimeout(r, 500));
+    const lines = s.agent.logs.slice(from).filter((l) => l.job === "no-room");
+    const told = (msg: string): number => lines.filter((l) => l.msg === msg).length
+      + lines.filter((l) => l.msg === "log lines suppressed").reduce((n, l) => n + ((l["suppressed"] as Record<string, number>)[msg] ?? 0), 0);
+    const noRoom = told("student container refused: its memory could never fit beside its job's");
+    t.diagnostic(`${lines.length} lines for the job in ${seconds.toFixed(1)} s; refused for memory: ${noRoom}`);
+    // at least the requests that found the slots and the waiting line free reach it
+    assert.ok(noRoom >= STUDENT_WAITING_MAX, `only ${noRoom} requests reached the main thread`);
+    // each of those the worker answers 254 with a line of its own; the others were refused by a cap
+    assert.equal(told("no memory for the student container"), noRoom);
+    const capped = lines.filter((l) => /^run_student past/.test(l.msg)).map((l) => l.msg);
+    const cappedTold = [...new Set([...capped, ...lines.flatMap((l) => Object.keys((l["suppressed"] as Record<string, number> | undefined) ?? {}))])]
+      .filter((m) => /^run_student past/.test(m)).reduce((n, m) => n + told(m), 0);
+    assert.equal(noRoom + cappedTold, count);
+    // the worker's limiter and the main thread's, each so many lines a second and a summary
+    const bound = 2 * (Math.ceil(seconds) + 1) * (JOB_FLOOD_LINES_PER_SECOND + 1);
+    assert.ok(lines.length <= bound + 10, `${lines.length} log lines for the job in ${seconds.toFixed(1)} s (bound ${bound})`);
   });
 });
 
