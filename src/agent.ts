@@ -28,7 +28,7 @@ import type { AdmissionSnapshot } from "./jobs/admission.js";
 import { Dispatcher } from "./jobs/dispatch.js";
 import { mainApiPort, type PoolSettings } from "./jobs/job-task.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./protocol/container-stream.js";
-import { DEFAULT_POOL_IDLE_SECONDS, DEFAULT_STUDENT_CONTAINERS } from "./config.js";
+import { DEFAULT_POOL_IDLE_SECONDS, DEFAULT_STUDENT_CONTAINERS, POOL_THREAD_OLD_HEAP_MB, POOL_THREAD_YOUNG_HEAP_MB } from "./config.js";
 import type { AgentEvents } from "./jobs/observed.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { chosenLayersDir } from "./jobs/layer-place.js";
@@ -196,6 +196,7 @@ export class GradingAgent implements LinkedCore {
       concurrentTasksPerWorker: Math.max(1, Math.ceil((this.config.concurrency * 2) / threads)),
       atomics: "disabled",
       idleTimeout: (this.config.poolIdleSeconds ?? DEFAULT_POOL_IDLE_SECONDS) * 1000,
+      resourceLimits: { maxOldGenerationSizeMb: POOL_THREAD_OLD_HEAP_MB, maxYoungGenerationSizeMb: POOL_THREAD_YOUNG_HEAP_MB },
     });
     this.pool = pool;
     let live = 0;

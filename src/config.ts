@@ -70,6 +70,21 @@ export const DEFAULT_WARM = 2;
  */
 export const DEFAULT_POOL_IDLE_SECONDS = 60;
 export const DEFAULT_METRICS_HOST = "127.0.0.1";
+/**
+ * V8's limits on each pool thread's heap (piscina's resourceLimits), MB: a thread that goes over
+ * ends (ERR_WORKER_OUT_OF_MEMORY) and its jobs end as `crash`, where without them a thread could
+ * grow to V8's default (4 GB here, per thread) outside memory admission. A pool thread's heap is
+ * small, whatever its jobs return: results, archives and the jobs' input stay bytes outside it.
+ * Measured with one pool thread for several jobs (2026-12-07): 4 results of 20 MiB archive +
+ * 20 MiB stdout at once (bench/run.js --pool-threads 1 --big-jobs 8), the hostile bench (a 900
+ * MiB archive; results of 48 Mi empty maps) and 3 results of 100,000 problems at once all went
+ * through with a 64 MB old generation (and 3 of 100,000 problems with 16 MB). 256 MB leaves four
+ * times that. The young generation is where a flood of small messages
+ * lands first: with 16 MB, a 100,000-request flood raised RSS by 24 MB (12 with 8 MB, 39 with the
+ * default; test/student-flood.test.ts).
+ */
+export const POOL_THREAD_OLD_HEAP_MB = 256;
+export const POOL_THREAD_YOUNG_HEAP_MB = 16;
 
 export function defaultConcurrency(): number {
   return 2 * os.availableParallelism();

@@ -24,6 +24,8 @@ export interface HeapFigures {
   /** Committed size of V8's young generation (new_space) and old generation (old_space), part of heapTotal. */
   newSpace: number;
   oldSpace: number;
+  /** V8's limit on this isolate's heap (for a pool thread: its resourceLimits, see POOL_THREAD_OLD_HEAP_MB in config.ts). */
+  heapLimit: number;
 }
 
 export interface ThreadHeap extends HeapFigures {
@@ -47,6 +49,7 @@ function heapFigures(): HeapFigures {
   return {
     heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers,
     newSpace: space("new_space"), oldSpace: space("old_space"),
+    heapLimit: v8.getHeapStatistics().heap_size_limit,
   };
 }
 

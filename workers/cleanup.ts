@@ -25,7 +25,7 @@ const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 
 export async function cleanup(ctx: JobContext): Promise<void> {
-  (ctx.stdin as { destroy?: () => void } | null)?.destroy?.();
+  ctx.stdin?.destroy();
   const removed = await removeKnown(ctx);
   if (!removed || ctx.timedOut.length > 0) await removeUntilGone(ctx);
   const volume = ctx.paths?.taskVolume ?? null;
@@ -40,6 +40,7 @@ export async function cleanup(ctx: JobContext): Promise<void> {
       await removeAsRoot(ctx, dir, err as Error);
     }
   }
+  ctx.floodLog.flush();
 }
 
 /** The job's student containers, then its grading container: true when all are gone. */

@@ -8,6 +8,7 @@
 import type Docker from "dockerode";
 import { prepareFailureText } from "../src/jobs/job-directory.js";
 import { gradingContainerSpec } from "./container-specs.js";
+import { GradingStdin } from "./grading-stdin.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { dropRefusedLayer, layerMountFailed, prepareTaskFolder } from "./task-folder.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
@@ -57,7 +58,7 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
     const stream = await engineCall(ctx, "attach", (abortSignal): Promise<NodeJS.ReadWriteStream> => container.attach({
       ...ATTACH_OPTIONS, abortSignal,
     }));
-    ctx.stdin = stream;
+    ctx.stdin = new GradingStdin(stream);
     await engineCall(ctx, "start", (abortSignal) => container.start({ abortSignal }));
     await setOomGroup(container.id, t, log); // before the `start` message: the image checks it
     phase(ctx, "start");

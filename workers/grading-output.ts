@@ -83,7 +83,7 @@ function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
     case "ssh_debug": {
       const port = ctx.task.ports[22];
       if (port === undefined) {
-        log.warn("ssh_debug from a job that has no SSH port: ignored");
+        ctx.floodLog.warn(log, {}, "ssh_debug from a job that has no SSH port: ignored");
         return;
       }
       sendSsh(ctx, port, msg["ssh_user"], msg["ssh_key"], log);
@@ -100,15 +100,20 @@ function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
       return;
     }
     default:
-      log.debug({ type: msg.type }, "ignoring unknown message from grading container");
+      ctx.floodLog.debug(log, { type: msg.type.slice(0, 64) }, "ignoring unknown message from grading container");
   }
 }
 
-/** Forwards SSH access to the main thread, which sends the first one of a job to the backend and ignores the others. */
+/**
+ * Forwards SSH access to the main thread, which sends the first one of a job to the backend and
+ * ignores the others: so only the first is forwarded (a flood of them costs the main thread nothing).
+ */
 function sendSsh(ctx: JobContext, port: number, user: unknown, key: unknown, log: Logger): void {
   if (typeof user !== "string" || typeof key !== "string") {
-    log.warn("ssh message without a user and key: ignored");
+    ctx.floodLog.warn(log, {}, "ssh message without a user and key: ignored");
     return;
   }
+  if (ctx.sshForwarded) return;
+  ctx.sshForwarded = true;
   void ctx.api.sshDebug(ctx.task.jobId, port, user, key);
 }

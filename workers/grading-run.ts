@@ -13,12 +13,11 @@ import { cgroupCpuNs, cgroupCpuReader } from "../src/limits/cgroup-cpu.js";
 import { watchLimits } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
 import { collectResult, runOutcome } from "../src/jobs/outcome.js";
-import type { GradingOutcome, JobTask } from "../src/jobs/job-task.js";
-import { encodeContainerMessage } from "../src/protocol/container-stream.js";
+import type { GradingOutcome } from "../src/jobs/job-task.js";
 import { Packed, type Packable } from "../src/protocol/msgpack.js";
 import { createAndStart, type NotStarted, type Started } from "./grading-container.js";
 import { readOutput, type Output } from "./grading-output.js";
-import { engineCall, killContainer, killStudents, phase, type JobContext } from "./job-context.js";
+import { engineCall, killContainer, killStudents, phase, writeToGrading, type JobContext } from "./job-context.js";
 import { inspectOomKilled, statsDelay, watchDiskLimit } from "./job-limits.js";
 import { adoptWarm } from "./warm.js";
 
@@ -35,7 +34,7 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const memoryEvents = followMemoryEvents(container.id, t.cgroupVersion);
   if (t.diskMb !== null) await watchDiskLimit(ctx, container, t.diskMb, log);
   const exit = waitForExit(ctx, container);
-  writeStart(t, stream);
+  writeStart(ctx);
   const output = readOutput(ctx, stream, log);
 
   const exitCode = await runUntilExit(ctx, container, output, exit.code);
@@ -85,7 +84,8 @@ function waitForExit(ctx: JobContext, container: Docker.Container): { code: Prom
 }
 
 /** Sends the `start` message: the student's input and how to run the grader. */
-function writeStart(t: JobTask, stream: NodeJS.ReadWriteStream): void {
+function writeStart(ctx: JobContext): void {
+  const t = ctx.task;
   const start: Record<string, Packable> = {
     type: "start",
     input: new Packed(t.inputdata),
@@ -94,8 +94,7 @@ function writeStart(t: JobTask, stream: NodeJS.ReadWriteStream): void {
   };
   if (t.runCmd !== null) start["run_cmd"] = t.runCmd;
   start["run_as_root"] = t.runAsRoot;
-  stream.on("error", () => {});
-  stream.write(encodeContainerMessage(start as { type: string } & Record<string, Packable>));
+  writeToGrading(ctx, start as { type: string } & Record<string, Packable>);
 }
 
 /**

@@ -15,8 +15,10 @@ import { killQuietly } from "../src/docker/engine.js";
 import type { DiskWatch } from "../src/limits/disk-usage.js";
 import type { JobPaths } from "../src/jobs/job-directory.js";
 import type { JobTask, MainApi, PhaseTimings } from "../src/jobs/job-task.js";
+import { LogLimiter } from "../src/log-limit.js";
 import { encodeContainerMessage } from "../src/protocol/container-stream.js";
 import type { Packable } from "../src/protocol/msgpack.js";
+import { STDIN_WAITING_MAX_BYTES, type GradingStdin } from "./grading-stdin.js";
 
 /** A student container the grading container asked for, by its socket id. */
 export interface StudentRun {
@@ -40,13 +42,17 @@ export interface JobContext {
   paths: JobPaths | null;
   grading: Docker.Container | null;
   /** The grading container's stdin, once attached. */
-  stdin: NodeJS.WritableStream | null;
-  /** socket_id -> run (every one the job asked for: a socket id is used once) */
+  stdin: GradingStdin | null;
+  /** socket_id -> run, for the runs not over yet (waiting, running, or whose container is still to be removed) */
   readonly students: Map<string, StudentRun>;
+  /** The socket ids of the job's runs that are over: a socket id is used once. */
+  readonly usedSockets: Set<string>;
   /** Student containers holding one of the job's task.studentContainers slots, and the runs waiting for one. */
   readonly studentSlots: { running: number; waiting: Array<() => void> };
   /** Why the job is being ended early, once something decided it (the first reason wins). */
   fatal: string | null;
+  /** Set once SSH access was handed to the main thread (it sends one per job). */
+  sshForwarded: boolean;
   /** Set once the grading container has exited: no student container may start after it. */
   parentGone: boolean;
   /** Directories the disk limit counts: the job directory and each container's writable layer. */
@@ -56,20 +62,23 @@ export interface JobContext {
   upperDir?: { containerId: string; dir: string | null };
   /** The engine calls of this job that went past their deadline, by name. */
   readonly timedOut: string[];
+  /** The job's lines that its grader's messages cause, at most so many a second (src/log-limit.ts). */
+  readonly floodLog: LogLimiter;
 }
 
 export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Remote<MainApi>, threadLog: Logger): JobContext {
+  const log = threadLog.child({ job: task.jobId });
   return {
-    task, docker, api,
-    log: threadLog.child({ job: task.jobId }),
+    task, docker, api, log,
     timings: {},
     phaseStart: performance.now(),
     paths: null, grading: null, stdin: null,
-    students: new Map(),
+    students: new Map(), usedSockets: new Set(),
     studentSlots: { running: 0, waiting: [] },
-    fatal: null, parentGone: false,
+    fatal: null, parentGone: false, sshForwarded: false,
     diskRoots: [], disk: null,
     timedOut: [],
+    floodLog: new LogLimiter(log),
   };
 }
 
@@ -109,12 +118,16 @@ export function killContainer(ctx: JobContext, id: string): Promise<boolean> {
   return engineCall(ctx, "kill", () => killQuietly(ctx.docker, id, ctx.log)).catch(() => false);
 }
 
+/**
+ * Writes a message to the grading container's stdin (workers/grading-stdin.ts): a grader that
+ * leaves more than STDIN_WAITING_MAX_BYTES of them unread ends the job.
+ */
 export function writeToGrading(ctx: JobContext, message: { type: string } & Record<string, Packable>): void {
   if (ctx.stdin === null) return;
-  try {
-    ctx.stdin.write(encodeContainerMessage(message));
-  } catch (err) {
-    ctx.log.debug({ err: (err as Error).message }, "grading container's stdin is closed");
+  const how = ctx.stdin.write(encodeContainerMessage(message));
+  if (how === "over") {
+    const mib = STDIN_WAITING_MAX_BYTES / (1024 * 1024);
+    failJob(ctx, `The grading container stopped reading its standard input: more than ${mib} MiB of the agent's messages to it were waiting.`, ctx.log);
   }
 }
 

@@ -8,8 +8,10 @@
  * one's memory limit is reserved on the main thread before it is created (the request may wait
  * there for memory; 254 when it could never be had) and released once it is removed.
  * A job runs at most task.studentContainers of them at once; further requests wait for one to
- * end, in the order asked. A socket id serves once: asked again, it gets 254 at once. What the
- * container binds is proven to be the job's own first (workers/student-binds.ts).
+ * end, in the order asked. A socket id serves once: asked again, it gets 254 at once, and so does
+ * a request past the caps of workers/student-caps.ts. What the container binds is proven to be
+ * the job's own first (workers/student-binds.ts). What a grader's requests make the job log goes
+ * through its LogLimiter (ctx.floodLog): so many lines a second, the rest counted.
  */
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
@@ -17,16 +19,21 @@ import { EngineTimeoutError, waitDeadlineMs } from "../src/docker/deadline.js";
 import { cgroupCpuReader } from "../src/limits/cgroup-cpu.js";
 import { watchLimits, type LimitWatch } from "../src/limits/container-watch.js";
 import { followMemoryEvents, mayBeOomKilled } from "../src/limits/oom.js";
+import { studentRetval } from "../src/jobs/outcome.js";
 import type { ContainerMessage } from "../src/protocol/container-stream.js";
 import { studentContainerSpec, type StudentRequest } from "./container-specs.js";
 import { engineCall, failJob, writeToGrading, type JobContext, type StudentRun } from "./job-context.js";
 import { inspectOomKilled, statsDelay, upperDir } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
+import { capRefusal } from "./student-caps.js";
 import { checkPinned, ensureScripts, pinSocket, proveStudentDirectories, StudentBindRefused, unpinSocket } from "./student-binds.js";
 
 const REFUSED = 254;
 
-/** Checks a run_student message and starts its student container; the run is recorded under its socket id. */
+/**
+ * Checks a run_student message and starts its student container; the run is recorded under its
+ * socket id. A request refused at once (caps, an unknown environment, root) keeps nothing.
+ */
 export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
   const t = ctx.task;
   const socketId = msg["socket_id"];
@@ -34,21 +41,43 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
     failJob(ctx, "The grader asked for a student container with an invalid socket id.", log);
     return;
   }
-  if (ctx.students.has(socketId)) {
-    log.warn({ socket: socketId }, "run_student for a socket id the job used already: 254");
+  const refuse = (fields: Record<string, unknown>, why: string): void => {
+    ctx.floodLog.warn(log, { socket: socketId.slice(0, 64), ...fields }, why);
     writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: REFUSED });
-    return;
-  }
+  };
+  const refusal = capRefusal(ctx, socketId);
+  if (refusal !== null) return refuse({}, refusal);
   const ssh = Boolean(msg["ssh"]);
   if (ssh && !(t.network && t.envtypeHasSsh && t.sshAllowed)) {
     failJob(ctx, "ssh for student requires to allow ssh and internet access in the task environment configuration tab!", log);
     return;
   }
-  const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
-  const limit = (asked: unknown, parent: number): number => Math.min(num(asked) || parent, parent);
+  const req = studentRequest(t, msg, ssh);
+  // as the Python agent, in this order, before anything is taken for it
+  if (studentEnvironment(t, req.environment) === undefined) {
+    return refuse({ environment: req.environment.slice(0, 200) }, "student container asked for an unknown environment: 254");
+  }
+  if (req.runAsRoot) return refuse({}, "student containers cannot run as root: 254");
   const run: StudentRun = { id: null, ports: [], sshPort: null, socket: null, done: Promise.resolve() };
   ctx.students.set(socketId, run);
-  const req: StudentRequest = {
+  run.done = inSlot(ctx, log, socketId, () => runStudent(ctx, run, socketId, req, log))
+    .catch((err: Error) => {
+      ctx.floodLog.error(log, { err: err.message, socket: socketId }, "student container handling failed");
+      writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: REFUSED });
+    })
+    .finally(() => {
+      // over: only its id is kept; a container the engine did not remove stays for the cleanup
+      if (run.id !== null) return;
+      ctx.students.delete(socketId);
+      ctx.usedSockets.add(socketId);
+    });
+}
+
+/** What the request asks for: limits no larger than the grading container's own. */
+function studentRequest(t: JobContext["task"], msg: ContainerMessage, ssh: boolean): StudentRequest {
+  const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+  const limit = (asked: unknown, parent: number): number => Math.min(num(asked) || parent, parent);
+  return {
     environment: typeof msg["environment"] === "string" && msg["environment"] !== "" ? msg["environment"] : t.environment,
     memoryMb: limit(msg["memory_limit"], t.memoryMb),
     time: limit(msg["time_limit"], t.time),
@@ -57,11 +86,11 @@ export function onRunStudent(ctx: JobContext, msg: ContainerMessage, log: Logger
     ssh,
     runAsRoot: Boolean(msg["run_as_root"]),
   };
-  run.done = inSlot(ctx, log, socketId, () => runStudent(ctx, run, socketId, req, log))
-    .catch((err: Error) => {
-      log.error({ err: err.message, socket: socketId }, "student container handling failed");
-      writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: REFUSED });
-    });
+}
+
+/** The job's student environment of that name (its own entries only: "constructor" is no environment). */
+function studentEnvironment(t: JobContext["task"], name: string): JobContext["task"]["studentEnvironments"][string] | undefined {
+  return Object.hasOwn(t.studentEnvironments, name) ? t.studentEnvironments[name] : undefined;
 }
 
 /**
@@ -72,7 +101,7 @@ async function inSlot(ctx: JobContext, log: Logger, socketId: string, body: () =
   const slots = ctx.studentSlots;
   if (slots.running < ctx.task.studentContainers) slots.running++;
   else {
-    log.debug({ socket: socketId, running: slots.running }, "student container waits for one of the job's to end");
+    ctx.floodLog.debug(log, { socket: socketId, running: slots.running }, "student container waits for one of the job's to end");
     // a slot is handed over by the run that releases it: `running` stays as it is
     await new Promise<void>((resolve) => slots.waiting.push(resolve));
   }
@@ -89,7 +118,7 @@ async function runStudent(ctx: JobContext, run: StudentRun, socketId: string, re
   const log = parentLog.child({ socket: socketId });
   const retval = (value: number): void => writeToGrading(ctx, { type: "run_student_retval", socket_id: socketId, retval: value });
   if (!(await ctx.api.reserveMemory(ctx.task.jobId, socketId, req.memoryMb))) {
-    log.warn({ memoryMb: req.memoryMb }, "no memory for the student container");
+    ctx.floodLog.warn(log, { memoryMb: req.memoryMb }, "no memory for the student container");
     return retval(REFUSED);
   }
   await runReserved(ctx, run, socketId, req, log, retval);
@@ -127,28 +156,20 @@ async function createStudent(
 ): Promise<Docker.Container | null> {
   const t = ctx.task;
   const p = ctx.paths!;
-  const env = t.studentEnvironments[req.environment];
-  if (env === undefined) {
-    log.warn({ environment: req.environment }, "student container asked for an unknown environment");
-    return null;
-  }
-  if (req.runAsRoot) {
-    log.warn("student containers cannot run as root");
-    return null;
-  }
+  const env = studentEnvironment(t, req.environment)!; // onRunStudent checked it
   try {
     proveStudentDirectories(p);
     ensureScripts(p);
     run.socket = pinSocket(p, socketId);
   } catch (err) {
-    refused(err, log);
+    refused(ctx, err, log);
     return null;
   }
   let ports: Record<number, number> = {};
   if (req.ssh) {
     const got = await ctx.api.allocatePorts(t.jobId, 1);
     if (got === null || got.length === 0) {
-      log.warn("no free port for a student SSH container");
+      ctx.floodLog.warn(log, {}, "no free port for a student SSH container");
       releaseSocket(run);
       return null;
     }
@@ -161,7 +182,7 @@ async function createStudent(
     const spec = studentContainerSpec(t, env, p, run.socket, req.memoryMb, ports, networkMode);
     return await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
-    log.warn({ err: (err as Error).message }, "failed to create student container");
+    ctx.floodLog.warn(log, { err: (err as Error).message }, "failed to create student container");
     failOnTimeout(ctx, err, log);
     releaseStudentPorts(ctx, run);
     releaseSocket(run);
@@ -176,14 +197,14 @@ function bindsStillOwn(ctx: JobContext, run: StudentRun, log: Logger): boolean {
     if (run.socket !== null) checkPinned(run.socket);
     return true;
   } catch (err) {
-    refused(err, log);
+    refused(ctx, err, log);
     return false;
   }
 }
 
-function refused(err: unknown, log: Logger): void {
+function refused(ctx: JobContext, err: unknown, log: Logger): void {
   const reason = err instanceof StudentBindRefused ? err.message : `unexpected: ${(err as Error).message}`;
-  log.warn({ reason }, "refused a student container: what it would bind is not the job's own folder or socket");
+  ctx.floodLog.warn(log, { reason }, "refused a student container: what it would bind is not the job's own folder or socket");
 }
 
 function releaseSocket(run: StudentRun): void {
@@ -209,7 +230,7 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
     const r = await engineCall(ctx, "wait", wait, waitDeadlineMs(req.hardTime));
     code = r?.StatusCode ?? -1;
   } catch (err) {
-    log.warn({ err: (err as Error).message }, "student container failed");
+    ctx.floodLog.warn(log, { err: (err as Error).message }, "student container failed");
     failOnTimeout(ctx, err, log);
     watch?.stop();
     memoryEvents?.stop();
@@ -219,7 +240,7 @@ async function startAndWait(ctx: JobContext, container: Docker.Container, req: S
   memoryEvents?.stop();
   const oom = (await ctx.api.wasOutOfMemory(container.id))
     || (mayBeOomKilled(ctx.task.cgroupVersion, code) && (await inspectOomKilled(container, memoryEvents?.last() ?? null)));
-  const value = watch.exceeded !== null ? 253 : oom ? 252 : code;
+  const value = studentRetval({ timeout: watch.exceeded !== null, outOfMemory: oom, exitCode: code });
   log.debug({ retval: value }, "student container ended");
   return value;
 }
@@ -249,6 +270,7 @@ export async function removeStudent(ctx: JobContext, container: Docker.Container
     }
   }
   void ctx.api.containerRemoved(ctx.task.jobId, container.id);
+  run.id = null;
   releaseStudentPorts(ctx, run);
   releaseSocket(run);
   return true;

@@ -53,7 +53,7 @@ export function layerMountFailed(ctx: JobContext, err: unknown): boolean {
  * something could not be removed (the job then crashes as before).
  */
 export async function dropRefusedLayer(ctx: JobContext, container: Docker.Container | null, err: Error): Promise<boolean> {
-  (ctx.stdin as { destroy?: () => void } | null)?.destroy?.();
+  ctx.stdin?.destroy();
   ctx.stdin = null;
   if (container !== null) {
     try {

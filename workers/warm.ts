@@ -21,6 +21,7 @@ import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
+import { GradingStdin } from "./grading-stdin.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
@@ -82,7 +83,7 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
     if (failure instanceof TaskFolderError) return { text: prepareFailureText(failure) };
     return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
   }
-  ctx.stdin = stream;
+  ctx.stdin = new GradingStdin(stream);
   phase(ctx, "prepare");
   log.debug({ memoryUpdated: updated !== null }, "adopted warm grading container");
   return { container, stream };

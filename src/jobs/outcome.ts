@@ -141,3 +141,20 @@ export async function runOutcome(
   if (f.rawResult === undefined) return { kind: "no-result", text: "The grader did not return any result.", ...seen };
   return collect(f.rawResult, seen);
 }
+
+/** run_student_retval for a student container that went over its memory limit, as INGInious's `overflow`. */
+export const STUDENT_OVERFLOW = 252;
+/** run_student_retval for a student container stopped by its CPU or wall limit, as INGInious's `timeout`. */
+export const STUDENT_TIMEOUT = 253;
+
+/**
+ * A student container's run_student_retval, as INGInious's agent decides it when the container
+ * closes: an overflow (the engine's `oom`, or the kernel's OOM kill) wins over a timeout (in
+ * `handle_student_job_closing`, the containers killed for an overflow override what the
+ * timeout watcher said), and either wins over the container's own exit status.
+ */
+export function studentRetval(seen: { timeout: boolean; outOfMemory: boolean; exitCode: number }): number {
+  if (seen.outOfMemory) return STUDENT_OVERFLOW;
+  if (seen.timeout) return STUDENT_TIMEOUT;
+  return seen.exitCode;
+}

@@ -6,9 +6,12 @@
  * worker answers run_student_retval 254) when it could never fit beside what its job already
  * holds, when its job ended, or when only jobs that are themselves waiting hold memory: none of
  * them would release any before its time limit. The dispatcher calls `serve` at each pump.
+ * What a job's requests make the main thread log goes through a LogLimiter of that job's: a
+ * grader's flood of requests costs so many lines a second, the others counted.
  */
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { Logger } from "../log.js";
+import { LogLimiter } from "../log-limit.js";
 import type { Job } from "./job.js";
 import type { WarmContainers } from "./warm-containers.js";
 
@@ -22,6 +25,7 @@ interface MemoryWait {
 
 export class StudentMemory {
   private readonly waits: MemoryWait[] = [];
+  private readonly limiters = new WeakMap<Job, LogLimiter>();
 
   constructor(
     private readonly memory: MemoryBudget,
@@ -40,14 +44,14 @@ export class StudentMemory {
   ask(job: Job, holder: string, memoryMb: number): Promise<boolean> {
     const held = this.memory.heldBy(job.id);
     if (!this.memory.couldEverFit(held + memoryMb)) {
-      this.log.warn({ job: job.id, socket: holder, memoryMb, heldMb: held, usableMb: this.memory.usableMb },
+      this.limiter(job).warn(this.log, { job: job.id, socket: holder, memoryMb, heldMb: held, usableMb: this.memory.usableMb },
         "student container refused: its memory could never fit beside its job's");
       return Promise.resolve(false);
     }
     if (this.waits.length === 0 && this.memory.reserve(job.id, holder, memoryMb)) return Promise.resolve(true);
     return new Promise((answer) => {
       this.waits.push({ job, holder, memoryMb, answer });
-      this.log.info({ job: job.id, socket: holder, memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb },
+      this.limiter(job).info(this.log, { job: job.id, socket: holder, memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb },
         "student container waits for memory");
       this.pump();
     });
@@ -71,15 +75,26 @@ export class StudentMemory {
       const waitingJobs = new Set(this.waits.map((m) => m.job.id));
       if (!this.memory.groups().every((g) => waitingJobs.has(g))) return true;
       this.waits.shift();
-      this.log.warn({ job: w.job.id, socket: w.holder, memoryMb: w.memoryMb, reservedMb: this.memory.reservedMb },
+      this.limiter(w.job).warn(this.log, { job: w.job.id, socket: w.holder, memoryMb: w.memoryMb, reservedMb: this.memory.reservedMb },
         "student container refused: only jobs waiting for memory themselves hold it");
       w.answer(false);
     }
     return false;
   }
 
-  /** The job closed: its requests still waiting are refused. */
+  /** The job's limiter of log lines (its summaries carry the job's id). */
+  private limiter(job: Job): LogLimiter {
+    let l = this.limiters.get(job);
+    if (l === undefined) {
+      l = new LogLimiter(this.log.child({ job: job.id }));
+      this.limiters.set(job, l);
+    }
+    return l;
+  }
+
+  /** The job closed: its requests still waiting are refused, and what its limiter counted is told. */
   jobEnded(job: Job): void {
+    this.limiters.get(job)?.flush();
     for (let i = this.waits.length - 1; i >= 0; i--) {
       const w = this.waits[i]!;
       if (w.job !== job) continue;
