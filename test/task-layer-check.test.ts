@@ -164,3 +164,29 @@ test("an agent whose tasks folder is another folder for the engine (a mount of i
     }
   }
 });
+
+test("a tasks folder the agent cannot write in (read-only for it): task folders are copied, and the start-up line says why", async () => {
+  await requireDocker([IMAGE]);
+  const root = tempDir("layer-check-ro");
+  chmodSync(root.path, 0o755);
+  const tasks = tasksFolder(root.path, "tasks", "the course's");
+  const tmp = path.join(root.path, "data");
+  const backend = await new FakeBackend().start();
+  const readOnly = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+    'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"', "sh", tasks];
+  const agent = new AgentProcess([backend.address, "--tmpdir", tmp, "--tasks", tasks, "--warm", "0"], {}, readOnly);
+  try {
+    await backend.waitType("AgentHello", 60_000);
+    const check = await agent.waitLog(checkLine);
+    assert.equal(check["mode"], "copy", JSON.stringify(check));
+    assert.deepEqual(check["refused"], [
+      `cannot write the check's marker in the courses' folder ${tasks}, which proves the engine sees that folder: ` +
+        `EROFS: read-only file system, mkdir '${realpathSync(tasks)}/${checkLowerName(agentId(tmp))}'`,
+    ]);
+    assert.deepEqual(await agentVolumeNames(agentId(tmp)), [], "the engine was asked for no volume");
+  } finally {
+    await agent.stop();
+    backend.close();
+    root.remove();
+  }
+});
