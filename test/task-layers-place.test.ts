@@ -178,7 +178,7 @@ for (const kind of ["another user's (uid 65534)", "open to others (0777)"] as co
       assert.equal(check["way"], "job-dir-metacopy", JSON.stringify(check));
       assert.equal(check["layersDir"], null);
       const why = kind.startsWith("another") ? /belongs to uid 65534, not to this agent's user/ : /is open to others \(mode 0777, not 0700\)/;
-      assert.match((check["refused"] as string[])[0]!, new RegExp(`^layers-dir: will not use ${own} ${why.source}`));
+      assert.match((check["refused"] as string[])[0]!, new RegExp(`^layers-dir: the agent's folder ${own} ${why.source}.*; it is not used`));
       assert.ok(existsSync(path.join(planted, "upper", "deep")), "what is in that folder is not touched");
       const st = statSync(own);
       assert.deepEqual([st.uid, st.mode & 0o777], kind.startsWith("another") ? [65534, 0o700] : [process.getuid!(), 0o777], "the folder is left as it is");

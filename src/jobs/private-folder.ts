@@ -85,6 +85,6 @@ export function privateFolder(place: string, name: string): string {
     if (code !== "EEXIST") throw new UnsafeFolderError(`cannot make ${own}: ${(err as Error).message}`);
   }
   const why = privateRefusal(own);
-  if (why !== null) throw new UnsafeFolderError(`will not use ${why}; remove it, or choose another place with --task-layers-dir`);
+  if (why !== null) throw new UnsafeFolderError(`the agent's folder ${why}; it is not used (remove it, or choose another place with --task-layers-dir)`);
   return own;
 }
