@@ -373,7 +373,7 @@ export class GradingAgent implements LinkedCore {
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});
-      removeAgentLayersDir(this.layersPlace, this.id);
+      removeAgentLayersDir(this.taskFolders.layersDir);
     })();
     return this.shuttingDown;
   }

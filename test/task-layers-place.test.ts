@@ -2,16 +2,19 @@
  * Where jobs' writable layers live (src/jobs/layer-place.ts), on the real engine: by default on
  * /dev/shm (a tmpfs) with metacopy, out of the job directory, and gone with the job; the disk
  * limit counts what a job writes to /task there; layer folders a killed run left are removed at
- * the next start (others' kept); a layers' place the engine cannot use (absent, or a filesystem
- * overlayfs refuses as upper layer) falls back to job directories, and the start-up line says why.
+ * the next start (others' kept), even when no grading image exists; an agent's folder there that
+ * another user made first, or one open to others, is not used (nor its content touched); a layers'
+ * place the engine cannot use (absent, or a filesystem overlayfs refuses as upper layer) falls
+ * back to job directories, and the start-up line says why.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AgentProcess, tempDir, type LogLine } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
 import { docker, eventually, requireDocker } from "./helpers/docker.js";
+import { PrivateDockerd } from "./helpers/private-dockerd.js";
 import { startSession } from "./helpers/session.js";
 import { agentId } from "../src/docker/labels.js";
 import { agentLayersDir, isTmpfs } from "../src/jobs/layer-place.js";
@@ -87,6 +90,8 @@ test("the disk limit counts what a job writes to /task in its layer on the tmpfs
     await s.backend.send(newJob("place-disk", { course_id: COURSE, task_id: "write", limits: { time: 30, hard_time: 60, disk: 10 } }));
     const [result, text] = (await s.backend.done("place-disk", 90_000))["result"] as [string, string];
     assert.equal(result, "overflow", text);
+    // the disk limit's text: an out-of-memory stop (a tmpfs is charged to memory) is overflow too
+    assert.match(text, /^The job wrote too much to disk \(\d+ MB, over its limit\)\.$/);
     await s.assertClean();
   } finally {
     await s.end();
@@ -99,14 +104,7 @@ test("layer folders a killed run left are removed at the next start; those of ot
   const tmp = path.join(place.path, "data");
   const own = agentLayersDir(path.join(place.path, "shm"), agentId(tmp));
   mkdirSync(own, { recursive: true, mode: 0o700 });
-  const make = (name: string, marker: string | null): string => {
-    const dir = path.join(own, name);
-    mkdirSync(path.join(dir, "upper", "deep"), { recursive: true });
-    mkdirSync(path.join(dir, "work", "work"), { recursive: true });
-    chmodSync(path.join(dir, "work", "work"), 0); // as the kernel leaves it
-    if (marker !== null) writeFileSync(path.join(dir, ".inginious-agent-docker"), marker);
-    return dir;
-  };
+  const make = (name: string, marker: string | null): string => leftoverLayer(own, name, marker);
   const leftover = make("job-left-1234", agentId(tmp));
   const foreign = make("job-other-1234", "another agent");
   const unmarked = make("job-unmarked-1234", null);
@@ -124,6 +122,74 @@ test("layer folders a killed run left are removed at the next start; those of ot
   }
 });
 
+/** A leftover layer folder as a killed job leaves it, carrying `marker` (null: none). */
+function leftoverLayer(own: string, name: string, marker: string | null): string {
+  const dir = path.join(own, name);
+  mkdirSync(path.join(dir, "upper", "deep"), { recursive: true });
+  mkdirSync(path.join(dir, "work", "work"), { recursive: true });
+  chmodSync(path.join(dir, "work", "work"), 0); // as the kernel leaves it
+  if (marker !== null) writeFileSync(path.join(dir, ".inginious-agent-docker"), marker);
+  return dir;
+}
+
+test("with no grading image, the start still removes the layer folders a killed run left, and leaves no folder", async () => {
+  await requireDocker();
+  const engine = new PrivateDockerd(); // an engine of its own, without any image
+  const place = tempDir("layers-noimage");
+  const tmp = path.join(place.path, "data");
+  const shm = path.join(place.path, "shm");
+  mkdirSync(agentLayersDir(shm, agentId(tmp)), { recursive: true, mode: 0o700 });
+  const leftover = leftoverLayer(agentLayersDir(shm, agentId(tmp)), "job-left-5678", agentId(tmp));
+  const backend = await new FakeBackend().start();
+  let agent: AgentProcess | null = null;
+  try {
+    await engine.start();
+    agent = new AgentProcess([backend.address, "--tmpdir", tmp, "--tasks", tasks, "--task-layers-dir", shm, "--warm", "0"], { DOCKER_HOST: engine.host });
+    await backend.waitType("AgentHello", 60_000);
+    const check = await agent.waitLog(checkLine);
+    assert.equal(check["mode"], "copy", JSON.stringify(check));
+    assert.match(String(check["reason"]), /no grading image/);
+    assert.ok(!existsSync(leftover), "the leftover layer folder is removed");
+    assert.deepEqual(readdirSync(shm), [], "no layer folder is left on the layers' place");
+  } finally {
+    await agent?.stop();
+    backend.close();
+    await engine.remove();
+    place.remove();
+  }
+});
+
+for (const kind of ["another user's (uid 65534)", "open to others (0777)"] as const) {
+  test(`an agent's folder on the layers' place that is ${kind} is not used, nor what is in it touched; the start-up line says why`, async () => {
+    await requireDocker();
+    const place = tempDir("layers-foreign");
+    const tmp = path.join(place.path, "data");
+    const shm = path.join(place.path, "shm");
+    const own = agentLayersDir(shm, agentId(tmp));
+    mkdirSync(own, { recursive: true, mode: 0o700 });
+    const planted = leftoverLayer(own, "job-planted-1234", agentId(tmp)); // the agent's marker, in a folder not the agent's
+    if (kind.startsWith("another")) chownSync(own, 65534, 65534);
+    else chmodSync(own, 0o777);
+    const backend = await new FakeBackend().start();
+    const agent = new AgentProcess([backend.address, "--tmpdir", tmp, "--tasks", tasks, "--task-layers-dir", shm, "--warm", "0"]);
+    try {
+      await backend.waitType("AgentHello", 30_000);
+      const check = await agent.waitLog(checkLine);
+      assert.equal(check["way"], "job-dir-metacopy", JSON.stringify(check));
+      assert.equal(check["layersDir"], null);
+      const why = kind.startsWith("another") ? /belongs to uid 65534, not to this agent's user/ : /is open to others \(mode 0777, not 0700\)/;
+      assert.match((check["refused"] as string[])[0]!, new RegExp(`^layers-dir: the agent's folder ${own} ${why.source}.*; it is not used`));
+      assert.ok(existsSync(path.join(planted, "upper", "deep")), "what is in that folder is not touched");
+      const st = statSync(own);
+      assert.deepEqual([st.uid, st.mode & 0o777], kind.startsWith("another") ? [65534, 0o700] : [process.getuid!(), 0o777], "the folder is left as it is");
+    } finally {
+      await agent.stop();
+      backend.close();
+      place.remove();
+    }
+  });
+}
+
 test("a layers' place that does not exist: the layers go into job directories, and the start-up line says why", async () => {
   const missing = path.join(root.path, "no-such-folder", "below");
   const s = await startSession(["--tasks", tasks, "--task-layers-dir", missing]);
@@ -131,7 +197,7 @@ test("a layers' place that does not exist: the layers go into job directories, a
     const check = await s.agent.waitLog(checkLine);
     assert.equal(check["way"], "job-dir-metacopy", JSON.stringify(check));
     assert.equal(check["layersDir"], null);
-    assert.match((check["refused"] as string[])[0]!, /^layers-dir: cannot make .*no-such-folder/);
+    assert.match((check["refused"] as string[])[0]!, /^layers-dir: cannot use .*no-such-folder.*no such file/);
     await s.backend.send(newJob("place-missing", { course_id: COURSE, task_id: "hold" }));
     await eventually(() => {
       const jobDir = path.join(s.tmpdir, readdirSync(s.tmpdir).find((n) => n.startsWith("job-"))!);

@@ -1,7 +1,7 @@
 /**
  * A job's /task as a writable layer over the course's task folder (src/jobs/task-layer.ts), on the
- * real engine: two jobs of one task at once delete, rewrite, rename and create files under /task;
- * each sees only its own changes, /course/common stays read-only, and the course's folder is
+ * real engine: two jobs of one task at once (both edit, then both wait until the test has seen
+ * both edits) delete, rewrite, rename and create files under /task; each sees only its own changes, /course/common stays read-only, and the course's folder is
  * byte-identical afterwards. The same job with --copy-task-folders runs on a copy. A SIGKILL of the
  * agent with layered jobs running, then a restart, leaves no container, volume, job directory or
  * layer folder (on /dev/shm by default: src/jobs/layer-place.ts).
@@ -21,8 +21,9 @@ import { agentLayersDir, isTmpfs } from "../src/jobs/layer-place.js";
 const COURSE = "layers";
 const TASK = "edit";
 
-// Each job edits /task under its own token (its container's host name), waits so that the other
-// job edits too, then reports what it sees.
+// Each job edits /task under its own token (its container's host name), says so in its student
+// folder, waits until the test has seen both jobs there (so both edited before either reports),
+// then reports what it sees.
 const RUN = `#!/bin/sh
 tok=$(cat /etc/hostname)
 rm /task/delete-me.txt
@@ -32,7 +33,8 @@ echo "$tok" >> /task/dir/new.txt
 mkdir /task/made-$tok
 echo "$tok" > /task/student/mine.txt
 touch /course/common/written 2>/dev/null && common=writable || common=read-only
-sleep 4
+touch /task/student/edited
+while [ ! -e /task/student/go ]; do sleep 0.2; done
 out=$(
   printf 'fs|%s\\n' "$(awk '$2=="/task"{print $3}' /proc/mounts)"
   printf 'deleted|%s\\n' "$(test -e /task/delete-me.txt && echo no || echo yes)"
@@ -89,6 +91,13 @@ function seen(text: string): Record<string, string> {
 async function twoJobs(s: Session, prefix: string): Promise<string> {
   const ids = [`${prefix}-a`, `${prefix}-b`];
   for (const id of ids) await s.backend.send(newJob(id, { course_id: COURSE, task_id: TASK }));
+  // both jobs have made their edits and wait, at the same time: only then may they report
+  let students: string[] = [];
+  await eventually(() => {
+    students = readdirSync(s.tmpdir).filter((n) => n.startsWith("job-")).map((n) => path.join(s.tmpdir, n, "task", "student"));
+    assert.equal(students.filter((d) => existsSync(path.join(d, "edited"))).length, 2, "both jobs edited /task and wait");
+  }, 60_000);
+  for (const d of students) writeFileSync(path.join(d, "go"), "");
   const out = await Promise.all(ids.map(async (id) => {
     const d = await s.backend.done(id, 60_000);
     const [result, text] = d["result"] as [string, string];

@@ -1,55 +1,75 @@
 /**
- * How the agent gives jobs their task folders, set up once at start: the layer folders a killed
- * run left on the layers' place removed (as the reaper removes job directories), then the way
- * chosen by the start-up check (layer-check.ts) unless --copy-task-folders, and logged in one line
- * an operator can grep (`check: "task-folders"`, with `way` and why each better way was refused).
- * At the end the agent's own folder on the layers' place goes too, when empty.
+ * How the agent gives jobs their task folders, set up once at start: the agent's folder on the
+ * layers' place made or checked (layer-place.ts: its user's alone, else not used), the layer
+ * folders a killed run left there removed (as the reaper removes job directories, whether or not a
+ * grading image exists), then the way chosen by the start-up check (layer-check.ts) unless
+ * --copy-task-folders, and logged in one line an operator can grep (`check: "task-folders"`, with
+ * `way` and why each better way was refused). At the end the agent's own folder on the layers'
+ * place goes too, when empty.
  */
 import { rmdirSync } from "node:fs";
-import path from "node:path";
 import type Docker from "dockerode";
 import type { Logger } from "../log.js";
-import { agentLayersDir } from "../jobs/layer-place.js";
+import { makeAgentLayersDir } from "../jobs/layer-place.js";
 import { chooseTaskFolders, removeLayerFolder, type LayerCheckSetup, type TaskFolders } from "./layer-check.js";
 import { containerLabels } from "./labels.js";
 import { removeLeftoverJobDirectories } from "./reaper.js";
 
 export const COPY_TASK_FOLDERS: TaskFolders = { mode: "copy", layersDir: null, metacopy: false, refused: [] };
 
-export async function setUpTaskFolders(docker: Docker, s: LayerCheckSetup & { copy: boolean }, log: Logger): Promise<TaskFolders> {
+export interface TaskFolderSetup extends Omit<LayerCheckSetup, "layers"> {
+  /** The layers' place (layer-place.ts chosenLayersDir), or null: job directories only. */
+  layersPlace: string | null;
+  /** --copy-task-folders */
+  copy: boolean;
+}
+
+export async function setUpTaskFolders(docker: Docker, s: TaskFolderSetup, log: Logger): Promise<TaskFolders> {
+  let layers: LayerCheckSetup["layers"] = null;
   if (s.layersPlace !== null) {
-    const labels = containerLabels(s.agent, "reaper", "grading");
-    await removeLeftoverJobDirectories(agentLayersDir(s.layersPlace, s.agent), s.agent, log, "layer folders", async (dir) => {
-      if (s.image === null || !(await removeLayerFolder(docker, s.image, dir, labels, log))) throw new Error(`cannot remove ${dir}`);
-    });
+    try {
+      layers = { dir: makeAgentLayersDir(s.layersPlace, s.agent) };
+    } catch (err) {
+      layers = { refused: (err as Error).message };
+    }
   }
+  const own = layers !== null && "dir" in layers ? layers.dir : null;
+  if (own !== null) await removeLeftoverLayerFolders(docker, own, s, log);
   if (s.copy) {
     log.info({ check: "task-folders", mode: "copy", way: "copy" }, "task folders are copied into job directories (--copy-task-folders)");
-    removeAgentLayersDir(s.layersPlace, s.agent);
+    removeAgentLayersDir(own);
     return COPY_TASK_FOLDERS;
   }
-  const chosen = await chooseTaskFolders(docker, s, log);
+  const chosen = await chooseTaskFolders(docker, { ...s, layers }, log);
   const fields = { check: "task-folders", way: chosen.mode, layersDir: chosen.layersDir, metacopy: chosen.metacopy, refused: chosen.refused };
   if (chosen.mode === "copy") {
     log.warn({ ...fields, mode: "copy", reason: chosen.refused.join("; ") }, "task folders are copied into job directories: the engine cannot layer them here");
   } else {
     const where = chosen.layersDir ?? "each job directory";
     const how = chosen.metacopy ? " with metacopy" : "";
-    log.info({ ...fields, mode: "layered" }, `a job's /task is a writable layer over its task folder (no copy), the layer in ${where}${how}: ${chosen.mode}`);
+    const but = chosen.refused.length > 0 ? ` (not better: ${chosen.refused.join("; ")})` : "";
+    log.info({ ...fields, mode: "layered" }, `a job's /task is a writable layer over its task folder (no copy), the layer in ${where}${how}: ${chosen.mode}${but}`);
   }
-  if (chosen.layersDir === null) removeAgentLayersDir(s.layersPlace, s.agent);
+  if (chosen.layersDir === null) removeAgentLayersDir(own);
   return chosen;
 }
 
-/** The agent's folder on the layers' place and the shared one above it, each when empty. */
-export function removeAgentLayersDir(place: string | null, agent: string): void {
-  if (place === null) return;
-  const own = agentLayersDir(place, agent);
-  for (const dir of [own, path.dirname(own)]) {
-    try {
-      rmdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") return; // not empty: another agent's folder is in it
+/** Those of the agent's own folder `dir` (checked); root's files through a grading image's container when there is one. */
+async function removeLeftoverLayerFolders(docker: Docker, dir: string, s: TaskFolderSetup, log: Logger): Promise<void> {
+  const labels = containerLabels(s.agent, "reaper", "grading");
+  await removeLeftoverJobDirectories(dir, s.agent, log, "layer folders", async (folder) => {
+    if (!(await removeLayerFolder(docker, s.image, folder, labels, log))) {
+      throw new Error(`cannot remove ${folder}${s.image === null ? ": files of root's, and no grading image to remove them with" : ""}`);
     }
+  });
+}
+
+/** The agent's own folder on the layers' place (as makeAgentLayersDir returned it), when empty. */
+export function removeAgentLayersDir(dir: string | null): void {
+  if (dir === null) return;
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* gone, or not empty (a layer folder that could not be removed): kept */
   }
 }

@@ -4,17 +4,18 @@
  * before changing it: with the layer on a tmpfs and metacopy that walk touches no disk and copies
  * no data. So by default the layers are made on /dev/shm when it is a tmpfs; --task-layers-dir
  * names another place; without either, in each job's directory. Each agent has its own folder
- * there, `<dir>/inginious-agent-layers/<agent id>`, and each job a layer folder in it, named as
- * its job directory and carrying the same marker, so that the reaper removes what a killed agent
- * left just as it removes job directories.
+ * there, `<dir>/inginious-agent-layers-<agent id>` (its user's alone, mode 0700), and each job a
+ * layer folder in it, named as its job directory and carrying the same marker, so that the reaper
+ * removes what a killed agent left just as it removes job directories.
  */
-import { lstatSync, mkdirSync, chmodSync, statfsSync } from "node:fs";
+import { statfsSync } from "node:fs";
 import path from "node:path";
 import type { PoolSettings } from "./job-task.js";
+import { privateFolder } from "./private-folder.js";
 
 /** The default place of jobs' layers, when it is a tmpfs. */
 export const DEFAULT_LAYERS_DIR = "/dev/shm";
-/** The folder every agent's own folder is made in, on the layers' place. */
+/** The start of the name of every agent's own folder on the layers' place (the agent id follows). */
 export const LAYERS_FOLDER = "inginious-agent-layers";
 const TMPFS_MAGIC = 0x01021994;
 
@@ -38,7 +39,7 @@ export function chosenLayersDir(configured: string | null | undefined): string |
 
 /** The agent's own folder on the layers' place. */
 export function agentLayersDir(dir: string, agent: string): string {
-  return path.join(dir, LAYERS_FOLDER, agent);
+  return path.join(dir, `${LAYERS_FOLDER}-${agent}`);
 }
 
 /** A job's layer folder (upper/ and work/), or null when its layer is in its job directory. */
@@ -47,33 +48,12 @@ export function jobLayerFolder(agentLayers: string | null, jobDir: string): stri
 }
 
 /**
- * Makes the agent's folder on the layers' place (the shared folder above it open to every user
- * and sticky, as /tmp, so that agents of other users make theirs too) and checks it is a real
- * directory of this user's alone: another user's folder or a link there would let them see or
- * swap jobs' layers. Throws with the reason.
+ * Makes (or checks) the agent's folder on the layers' place, a private folder of its user's
+ * (private-folder.ts): a folder another user made there first, or one open to others, would let
+ * them swap a job's layer or read what graders write. Returns its real path; throws with the reason.
  */
 export function makeAgentLayersDir(dir: string, agent: string): string {
-  const shared = path.join(dir, LAYERS_FOLDER);
-  const own = agentLayersDir(dir, agent);
-  try {
-    mkdirSync(shared, { mode: 0o1777 });
-    chmodSync(shared, 0o1777);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`cannot make ${shared}: ${(err as Error).message}`);
-  }
-  const uid = process.getuid?.() ?? 0;
-  const top = lstatSync(shared);
-  if (!top.isDirectory() || (top.uid !== uid && top.uid !== 0 && (top.mode & 0o1000) === 0)) {
-    throw new Error(`${shared} is not a directory of this user, of root, or sticky`);
-  }
-  try {
-    mkdirSync(own, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`cannot make ${own}: ${(err as Error).message}`);
-  }
-  const st = lstatSync(own);
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new Error(`${own} is not a directory of this user's alone (mode 0700)`);
-  return own;
+  return privateFolder(dir, path.basename(agentLayersDir(dir, agent)));
 }
 
 /** The job's layer folder outside its directory, whether or not it was made (null: none). */

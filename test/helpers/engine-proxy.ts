@@ -4,7 +4,7 @@
  * `rule` decides, per request, to pass it through, to hold it (never forwarded, never answered),
  * or to forward it and hold its answer (the engine did the work, the agent never hears of it).
  * `release()` passes everything again and drops what it held. Attach (HTTP upgrade) is proxied
- * as raw bytes both ways.
+ * as raw bytes both ways. `tap`, when set, is given each plain request's body as it passed.
  */
 import http from "node:http";
 import net from "node:net";
@@ -23,6 +23,7 @@ function upstreamSocket(): string {
 export class EngineProxy {
   readonly socketPath: string;
   rule: ProxyRule = () => "pass";
+  tap: ((method: string, url: string, body: Buffer) => void) | null = null;
   /** Requests held so far, as "METHOD url". */
   readonly heldRequests: string[] = [];
   private readonly dir: string;
@@ -87,6 +88,12 @@ export class EngineProxy {
       answer.pipe(res);
     });
     up.on("error", () => res.destroy());
+    const tap = this.tap;
+    if (tap !== null) {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => tap(req.method ?? "", req.url ?? "", Buffer.concat(chunks)));
+    }
     res.on("close", () => {
       if (action === "pass") up.destroy();
     });
