@@ -185,6 +185,7 @@ export interface PhaseTimings {
 
 interface Observed {
   timeout: boolean;
+  /** At its exit, the grading container was OOM-killed (its inspect's OOMKilled, or cgroup v2's memory.events). */
   oomKilled: boolean;
   /** Bytes written when the job went over its disk limit (and was stopped). */
   diskExceededBytes?: number;
