@@ -96,11 +96,11 @@ function rig(patienceMs = 60_000) {
     usableMemoryMb: 10_000, debugHost: null, tasksRoot: "/srv/tasks", agentId: "a", diskLimit: true,
   };
   /** A job of task `id` (its look-up is `lookups.get(id)`), or a task-less one. */
-  const send = (id: string, taskless = false): void => {
+  const send = (id: string, taskless = false, memory = 100): void => {
     const msg: BackendNewJob = {
       type: "BackendNewJob", job_id: id, course_id: taskless ? null : "course", task_id: taskless ? null : id, task_problems: {},
       inputdata: {}, environment_type: "docker", environment: "default",
-      environment_parameters: { limits: { time: 10, hard_time: 30, memory: 100 } }, debug: false,
+      environment_parameters: { limits: { time: 10, hard_time: 30, memory } }, debug: false,
     };
     dispatcher.onNewJob(msg, snapshot);
   };
@@ -149,5 +149,30 @@ describe("dispatch keeps arrival order through the task folder look-up", () => {
     assert.deepEqual(r.dispatched, ["next"]);
     await r.answer("hung");
     assert.deepEqual(r.dispatched, ["next", "hung"]);
+  });
+
+  // The Python agent looks for the task folder before it reads the parameters and the memory.
+  test("a job asking too much memory is refused for its missing task folder first, else for its memory, in its turn", async () => {
+    const r = rig();
+    r.send("first");
+    r.send("gone-and-big", false, 50_000);
+    r.send("big", false, 50_000);
+    await r.answer("big");
+    await r.answer("gone-and-big", false);
+    assert.equal(r.sent.length, 0, "both wait for first's look-up");
+    await r.answer("first");
+    assert.deepEqual(r.dispatched, ["first"]);
+    assert.deepEqual(r.sent.map((d) => [d.job_id, d.result]), [
+      ["gone-and-big", ["crash", "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the error persists, please contact your course administrator."]],
+      ["big", ["crash", "Not enough memory on agent (available: 10000MB). Please contact your course administrator."]],
+    ]);
+  });
+
+  test("a kill while a refused job's folder is looked up: one answer, killed", async () => {
+    const r = rig();
+    r.send("big", false, 50_000);
+    r.registry.onKill({ type: "BackendKillJob", job_id: "big", state: "" });
+    await r.answer("big");
+    assert.deepEqual(r.sent.map((d) => [d.job_id, d.result[0]]), [["big", "killed"]]);
   });
 });

@@ -209,7 +209,13 @@ describe("runOutcome (the worker's part of the precedence)", () => {
   test("a result that fails its check is a crash with the check's text", async () => {
     const o = await runOutcome(run({ rawResult: pack({ result: "success", bogus: 1 }) }));
     assert.equal(o.kind, "crash");
-    assert.match((o as { text: string }).text, /badly formatted \(unknown key "bogus"\)/);
+    assert.deepEqual(o, {
+      kind: "crash", text: "The grader did not return a readable output : 'bogus'", detail: 'unknown key "bogus"', timeout: false, oomKilled: false,
+    });
+    const done = composeOutcome(facts(), o);
+    assert.ok(done.type === "AgentJobDone");
+    assert.deepEqual([done.result, done.detail], [["crash", "The grader did not return a readable output : 'bogus'"], 'unknown key "bogus"'], "the detail for the log line");
+    assert.equal(encodeAgentMessage(done).includes(Buffer.from("unknown key")), false, "the detail is never sent");
     assert.equal((await collectResult("j1", "not a map", { timeout: false, oomKilled: true })).kind, "crash");
   });
 
@@ -234,7 +240,17 @@ describe("runOutcome (the worker's part of the precedence)", () => {
     assert.deepEqual(await runOutcome(run({ streamError: "message too big", rawResult: undefined })),
       { kind: "crash", text: "The grader's output could not be read: message too big.", timeout: false, oomKilled: false });
     assert.deepEqual(await runOutcome(run({ rawResult: undefined, timeout: true })),
-      { kind: "no-result", text: "The grader did not return any result.", timeout: true, oomKilled: false });
+      { kind: "no-result", text: "The grader did not return a readable output : Grading container did not return any result.", timeout: true, oomKilled: false });
+  });
+
+  test("output the Python agent could not read either: its no-result text when no result came, ours in the detail", async () => {
+    assert.deepEqual(await runOutcome(run({ streamError: "not msgpack", streamUnreadable: true, rawResult: undefined })), {
+      kind: "crash", text: "The grader did not return a readable output : Grading container did not return any result.",
+      detail: "The grader's output could not be read: not msgpack.", timeout: false, oomKilled: false,
+    });
+    // a result came before it: the Python agent would have used it, this agent does not (ours)
+    assert.deepEqual(await runOutcome(run({ streamError: "not msgpack", streamUnreadable: true })),
+      { kind: "crash", text: "The grader's output could not be read: not msgpack.", timeout: false, oomKilled: false });
   });
 
   test("collect is called only when the result decides, with what was seen", async () => {

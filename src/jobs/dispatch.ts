@@ -20,7 +20,7 @@ import type { Logger } from "../log.js";
 import type { BackendNewJob } from "../protocol/messages.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
-import { admit, previousStateOf, type AdmissionPlan, type AdmissionSnapshot } from "./admission.js";
+import { admit, previousStateOf, type AdmissionPlan, type AdmissionRefusal, type AdmissionSnapshot } from "./admission.js";
 import { Arrivals } from "./arrivals.js";
 import { Job } from "./job.js";
 import { JOB_DIR_PREFIX } from "./job-directory.js";
@@ -137,10 +137,31 @@ export class Dispatcher {
     }
     const admission = admit(msg, snapshot);
     if (admission.kind === "refusal") {
-      this.registry.refuse(msg.job_id, admission.previousState, admission.text, admission.reason, log);
+      const { previousState, text, reason, afterTaskFolder } = admission;
+      if (afterTaskFolder === null) {
+        this.registry.refuse(msg.job_id, previousState, text, reason, log);
+        return;
+      }
+      this.refuseOnceFound(msg.job_id, admission, afterTaskFolder, log);
       return;
     }
     this.accept(admission, log);
+  }
+
+  /**
+   * A refusal the Python agent makes only once it found the task folder: a missing folder is
+   * said first. Meanwhile the job is recorded (queued), so that a kill, or the same id again,
+   * finds it.
+   */
+  private refuseOnceFound(jobId: string, refusal: AdmissionRefusal, taskDir: string, log: Logger): void {
+    const job = new Job(jobId, refusal.previousState, path.join(this.tmpdir, jobDirName(jobId)));
+    this.registry.add(job);
+    const close = (text: string, reason: string) => (): void => {
+      log.warn({ reason }, "job refused");
+      this.registry.close(job, jobDone(job.id, "crash", text, job.previousState));
+    };
+    const missing = close(TASK_UNAVAILABLE, "task unavailable on this agent");
+    this.arrivals.add(this.lookUpTaskFolder(taskDir).then((found) => (found ? close(refusal.text, refusal.reason) : missing), () => missing));
   }
 
   /** Takes the plan's ports, records the job, and queues it once its task folder is found. */

@@ -11,7 +11,8 @@
  * kills and of the engine's `oom` events, applies the head (`composeOutcome`).
  */
 import { checkArchive } from "../protocol/archive.js";
-import { checkGradingResult } from "../protocol/grading-result.js";
+import { BadResultError, checkGradingResult } from "../protocol/grading-result.js";
+import { NO_RESULT } from "../protocol/python-texts.js";
 import { encodeAgentMessage, type AgentJobDone, type EncodedJobDone, type JobResultKind } from "../protocol/messages.js";
 import type { CheckedResult, GradingOutcome } from "./job-task.js";
 import type { StopReason } from "./job.js";
@@ -73,6 +74,7 @@ export function composeOutcome(facts: JobFacts, outcome: GradingOutcome): AgentJ
   const done = precedence(facts, outcome);
   const tail = outcome.kind === "crash" || outcome.kind === "no-result" ? outcome.stderrTail : undefined;
   if (tail !== undefined && done.type === "AgentJobDone") done.stderrTail = tail;
+  if (outcome.kind === "crash" && outcome.detail !== undefined && done.type === "AgentJobDone" && done.result[0] === "crash") done.detail = outcome.detail;
   return done;
 }
 
@@ -106,6 +108,8 @@ export interface RunFacts {
   fatal: string | null;
   /** Why the container's output could not be read, or null. */
   streamError: string | null;
+  /** The Python agent could not have read it either: without a result, its no-result text. */
+  streamUnreadable?: boolean;
   /** The `result` message's content; undefined when the container sent none. */
   rawResult: unknown;
 }
@@ -119,7 +123,8 @@ export async function collectResult(jobId: string, raw: unknown, seen: Seen): Pr
     const done = resultDone(jobId, { ...r, archive: r.archive === null ? null : await checkArchive(r.archive) });
     return { kind: "encoded-result", result: done.result[0], grade: done.grade, frame: encodeAgentMessage(done), ...seen };
   } catch (err) {
-    return { kind: "crash", text: (err as Error).message, ...seen };
+    const detail = err instanceof BadResultError && err.detail !== err.message ? { detail: err.detail } : {};
+    return { kind: "crash", text: (err as Error).message, ...detail, ...seen };
   }
 }
 
@@ -141,7 +146,12 @@ export async function runOutcome(
     };
   }
   if (f.fatal !== null) return { kind: "crash", text: f.fatal, ...seen };
-  if (f.streamError !== null) return { kind: "crash", text: `The grader's output could not be read: ${f.streamError}.`, ...seen };
-  if (f.rawResult === undefined) return { kind: "no-result", text: "The grader did not return any result.", ...seen };
+  if (f.streamError !== null) {
+    const ours = `The grader's output could not be read: ${f.streamError}.`;
+    // Where the Python agent would have stopped reading too and found no result, its text; ours goes to the log.
+    if (f.streamUnreadable === true && f.rawResult === undefined) return { kind: "crash", text: NO_RESULT, detail: ours, ...seen };
+    return { kind: "crash", text: ours, ...seen };
+  }
+  if (f.rawResult === undefined) return { kind: "no-result", text: NO_RESULT, ...seen };
   return collect(f.rawResult, seen);
 }

@@ -279,7 +279,8 @@ export class JobRegistry {
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
     const stderrTail = done.type === "AgentJobDone" ? done.stderrTail : undefined;
-    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, stderrTail }, "job done");
+    const detail = done.type === "AgentJobDone" ? done.detail : undefined;
+    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, detail, stderrTail }, "job done");
     this.outbox.send(done);
     this.observed.emit("jobClosed", {
       jobId: job.id,
