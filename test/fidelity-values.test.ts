@@ -23,7 +23,7 @@ interface Entry {
   /** What the Python agent forwards (hex); null when Python cannot load it. */
   expected: string | null;
 }
-type Corpus = Record<"inputdata" | "custom" | "tests" | "problems" | "state" | "bad_str" | "bad_custom", Entry>;
+type Corpus = Record<"inputdata" | "custom" | "custom_int_keys" | "tests" | "problems" | "state" | "bad_str" | "bad_custom", Entry>;
 
 let s: Session;
 let corpus: Corpus;
@@ -64,16 +64,26 @@ test("a result's custom, tests, problems and state reach the backend exactly as 
   }
 });
 
-test("a str that is not UTF-8 from the container: crash with a readable text (Python cannot load it)", async () => {
+test("a str that is not UTF-8 from the container: crash with the Python agent's text (it cannot load it either), ours in the log", async () => {
   for (const [id, fields] of [["bad-state", { state: corpus.bad_str }], ["bad-custom", { custom: corpus.bad_custom }]] as const) {
     const entry = Object.values(fields)[0]!;
     assert.equal(entry.expected, null);
     await s.backend.send(job(id, Object.fromEntries(Object.entries(fields).map(([k, e]) => [k, bin(e.sent)]))));
     const d = await s.backend.done(id, 120_000);
-    assert.equal((d["result"] as string[])[0], "crash");
-    assert.match((d["result"] as string[])[1]!, /not msgpack \(a str that is not valid UTF-8/);
+    assert.deepEqual(d["result"], ["crash", "The grader did not return a readable output : Grading container did not return any result."]);
     assert.equal(d["state"], "", "the job's previous state");
+    const line = await s.agent.waitLog((l) => l.msg === "job done" && l["job"] === id, 5000);
+    assert.match(String(line["detail"]), /not msgpack \(a str that is not valid UTF-8/);
   }
+});
+
+test("a custom with a key that is not a str: crash naming where (the frontend could not store it)", async () => {
+  await s.backend.send(job("int-keys", { custom: bin(corpus.custom_int_keys.sent) }));
+  const d = await s.backend.done("int-keys", 120_000);
+  assert.deepEqual(d["result"], ["crash",
+    'The grader did not return a readable output : custom["int_keys"] has a map key that is not a string (the integer 1); INGInious stores only string keys.']);
+  assert.equal(d["state"], "", "the job's previous state");
+  assert.deepEqual(d["custom"], {}, "nothing of it is forwarded");
 });
 
 test("a str that is not UTF-8 in inputdata: the job is answered crash (Python cannot load the frame)", async () => {

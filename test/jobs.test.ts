@@ -154,22 +154,31 @@ describe(warm === 0 ? "cold start (--warm 0)" : "warm containers (--warm 2)", ()
 
   describe("a grading container that misbehaves", () => {
     const raw = (mode: string) => ({ task_id: "raw", environment: "test-raw", inputdata: { mode, "@state": "st-raw" } });
-    const cases: Array<[string, RegExp]> = [
-      ["wrong-types", /badly formatted.*grade/],
-      ["unknown-key", /badly formatted.*colour/],
-      ["bad-problem-id", /badly formatted.*Bad Id!/],
-      ["corrupt-archive", /corrupt archive/],
-      ["garbage", /could not be read.*(frame|message)/],
-      ["huge-length", /4294967295 bytes, over the agent's limit/],
-      ["not-a-map", /not a map/],
-      ["no-result", /did not return any result/],
+    // The Python agent's texts, word for word, where it ends the job the same way (what exactly
+    // was wrong is then in the `job done` log line's detail); the agent's own elsewhere.
+    const python = "The grader did not return a readable output : ";
+    const cases: Array<[string, RegExp, RegExp | null]> = [
+      ["wrong-types", /^The grader did not return a readable output : Feedback file is badly formatted\.$/, /^grade has the wrong type$/],
+      ["unknown-key", /^The grader did not return a readable output : 'colour'$/, /^unknown key "colour"$/],
+      ["bad-problem-id", /^The grader did not return a readable output : Feedback file is badly formatted\.$/, /Bad Id!/],
+      ["corrupt-archive", /corrupt archive/, null],
+      ["garbage", /could not be read.*(frame|message)/, null],
+      ["huge-length", /4294967295 bytes, over the agent's limit/, null],
+      ["not-a-map", /not a map/, null],
+      ["no-result", /^The grader did not return a readable output : Grading container did not return any result\.$/, null],
     ];
-    for (const [mode, pattern] of cases) {
+    for (const [mode, pattern, detail] of cases) {
       test(`${mode}: crash with a readable text`, async () => {
         const d = await run(`raw-${mode}`, raw(mode), 30_000);
         assert.equal(result(d), "crash", JSON.stringify(d["result"]));
         assert.match(text(d), pattern);
         assert.equal(d["state"], "st-raw");
+        const line = await s.agent.waitLog((l) => l.msg === "job done" && l["job"] === `raw-${mode}`, 5000);
+        if (detail === null) assert.equal(line["detail"], undefined);
+        else {
+          assert.ok(text(d).startsWith(python));
+          assert.match(String(line["detail"]), detail, "what was wrong, for the log");
+        }
       });
     }
 

@@ -180,15 +180,46 @@ describe("admit", () => {
     assert.deepEqual(Object.keys(p.task.studentEnvironments), ["default"]);
   });
 
-  test("checks run in order: parameters, environment, ids, memory, debug host", () => {
+  // The Python agent's order. A job of a task: the environment (agent/__init__.py), then the
+  // task folder, then the parameters, the memory and the ports (docker_agent/__init__.py); the
+  // refusals after the task folder wait for its look-up (dispatch), which may refuse first.
+  test("a job of a task: environment, ids, then (after its task folder) parameters, memory, debug host", () => {
     const all: Partial<BackendNewJob> = {
       environment_parameters: { limits: { memory: 5000 } }, course_id: "..", environment: "nope", debug: "ssh",
     };
     const snap = snapshot({ debugHost: null });
-    assert.equal(refusal(admit(newJob({ ...all, environment_parameters: { limits: [] } }), snap)).reason, "limits is not a map");
-    assert.match(refusal(admit(newJob(all), snap)).reason, /^unknown environment/);
-    assert.equal(refusal(admit(newJob({ ...all, environment: "default" }), snap)).reason, "invalid course or task id");
-    assert.equal(refusal(admit(newJob({ ...all, environment: "default", course_id: "c" }), snap)).reason, "asks for 5000MB");
-    assert.equal(refusal(admit(newJob({ ...all, environment: "default", course_id: "c", environment_parameters: {} }), snap)).reason, "no debug host");
+    const r = (over: Partial<BackendNewJob>): Admission & { kind: "refusal" } => {
+      const a = admit(newJob({ ...all, ...over }), snap);
+      if (a.kind !== "refusal") assert.fail("admitted");
+      return a;
+    };
+    assert.deepEqual([r({ environment_parameters: { limits: [] } }).reason, r({}).afterTaskFolder], ["unknown environment docker/nope", null]);
+    assert.deepEqual([r({ environment: "default" }).reason, r({ environment: "default" }).afterTaskFolder], ["invalid course or task id", null]);
+    const later = [
+      [{ environment: "default", course_id: "c", environment_parameters: { limits: [] } }, "limits is not a map"],
+      [{ environment: "default", course_id: "c" }, "asks for 5000MB"],
+      [{ environment: "default", course_id: "c", environment_parameters: {} }, "no debug host"],
+    ] as const;
+    for (const [over, reason] of later) {
+      assert.deepEqual([r(over).reason, r(over).afterTaskFolder], [reason, "/srv/tasks/c/task"]);
+    }
+  });
+
+  test("a task-less job: parameters, memory, then the environment with the Python agent's other text, debug host", () => {
+    const all: Partial<BackendNewJob> = {
+      course_id: null, task_id: null, environment_parameters: { limits: { memory: 5000 } }, environment: "nope", debug: "ssh",
+    };
+    const snap = snapshot({ debugHost: null });
+    const r = (over: Partial<BackendNewJob>): Admission & { kind: "refusal" } => {
+      const a = admit(newJob({ ...all, ...over }), snap);
+      if (a.kind !== "refusal") assert.fail("admitted");
+      assert.equal(a.afterTaskFolder, null, "no task folder to look up");
+      return a;
+    };
+    assert.equal(r({ environment_parameters: { limits: [] } }).reason, "limits is not a map");
+    assert.equal(r({}).reason, "asks for 5000MB");
+    const unknown = r({ environment_parameters: {} });
+    assert.deepEqual([unknown.reason, unknown.text], ["unknown environment docker/nope", "Unknown container. Please contact your course administrator."]);
+    assert.equal(r({ environment_parameters: {}, environment: "default" }).reason, "no debug host");
   });
 });

@@ -234,6 +234,31 @@ describe("ContainerStreamDecoder", () => {
     }
   });
 
+  // What the Python agent cannot read either (its unpack fails, or the stream is cut) ends a
+  // job without a result with its no-result text; what it reads on (it skips a message that is
+  // not a map or has no type; it has no caps) keeps the agent's own text.
+  test("which errors the Python agent could not read either", () => {
+    const cannot = (fn: () => unknown): boolean => {
+      try {
+        fn();
+      } catch (err) {
+        assert.ok(err instanceof ContainerStreamError);
+        return err.pythonCannotRead;
+      }
+      return assert.fail("no error");
+    };
+    const lenOf = (body: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
+    assert.equal(cannot(() => decodeContainerMessage(Buffer.from([0xc1]))), true, "not msgpack");
+    assert.equal(cannot(() => decodeContainerMessage(Buffer.from([0x81, 0xa1, 0x61, 0xa3, 0xc3, 0x28, 0xff]))), true, "a str that is not UTF-8");
+    assert.equal(cannot(() => decodeContainerMessage(Buffer.concat([pack({ type: "result" }), Buffer.from([1])]))), true, "bytes after its end");
+    assert.equal(cannot(() => decodeContainerMessage(pack([1, 2]))), false, "not a map: skipped by Python");
+    assert.equal(cannot(() => decodeContainerMessage(pack({ kind: "x" }))), false, "no type: skipped by Python");
+    assert.equal(cannot(() => new ContainerStreamDecoder(3).push(frame(1, lenOf(pack({ type: "result" }))))), false, "over the cap");
+    const cut = new ContainerStreamDecoder();
+    cut.push(frame(1, lenOf(pack({ type: "result" })).subarray(0, 6)));
+    assert.equal(cannot(() => cut.end()), true, "cut in the middle of a message");
+  });
+
   test("encodeContainerMessage frames with a uint32 BE length and round-trips", () => {
     const m = { type: "start", input: { q1: "x", "@state": "" }, debug: false, envtypes: { docker: true }, run_as_root: false };
     const enc = encodeContainerMessage(m);

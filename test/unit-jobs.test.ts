@@ -74,7 +74,7 @@ describe("parseJobParameters", () => {
 });
 
 const facts = (over: Partial<JobFacts> = {}): JobFacts => ({
-  jobId: "j1", previousState: "prev", killed: false, oomEvent: false, ...over,
+  jobId: "j1", previousState: "prev", stoppedBy: null, ...over,
 });
 
 const checked = (over: Partial<CheckedResult> = {}): CheckedResult => ({
@@ -106,24 +106,50 @@ describe("composeOutcome", () => {
     assert.equal(composeOutcome(facts(), resultOutcome({ result: checked({ grade: 0 }) })).grade, 0);
   });
 
-  test("killed wins over everything and keeps the previous state", () => {
-    const d = composeOutcome(facts({ killed: true, oomEvent: true }), resultOutcome({ timeout: true, oomKilled: true }));
-    assert.deepEqual(d.result, ["killed", ""]);
-    assert.equal(d.state, "prev");
-    assert.equal(d.grade, 0);
-    assert.deepEqual(d.problems, {});
-    assert.equal(d.archive, null);
+  // The Python agent's handle_job_closing: its one slot per container (kill or OOM, the last one
+  // written; the die handler writes the OOM last when the engine says OOMKilled) wins over its
+  // timeout watcher.
+  test("an OOM-killed container is an overflow whatever else happened, and keeps the previous state", () => {
+    for (const stoppedBy of [null, "killed", "overflow"] as const) {
+      const d = composeOutcome(facts({ stoppedBy }), resultOutcome({ timeout: true, oomKilled: true }));
+      assert.deepEqual(d.result, ["overflow", ""], `stoppedBy ${stoppedBy}`);
+      assert.equal(d.state, "prev");
+      assert.equal(d.grade, 0);
+      assert.deepEqual(d.problems, {});
+      assert.deepEqual(d.tests, {});
+      assert.equal(d.archive, null);
+    }
   });
 
-  test("timeout wins over overflow and over the result", () => {
-    const d = composeOutcome(facts({ oomEvent: true }), resultOutcome({ timeout: true, oomKilled: true }));
+  test("a kill wins over a timeout and over the result, and keeps the previous state", () => {
+    for (const timeout of [false, true]) {
+      const d = composeOutcome(facts({ stoppedBy: "killed" }), resultOutcome({ timeout }));
+      assert.deepEqual(d.result, ["killed", ""]);
+      assert.equal(d.state, "prev");
+      assert.equal(d.grade, 0);
+      assert.deepEqual(d.problems, {});
+      assert.equal(d.archive, null);
+    }
+  });
+
+  test("an oom event (the last stop) wins over a timeout and over the result", () => {
+    for (const timeout of [false, true]) {
+      const d = composeOutcome(facts({ stoppedBy: "overflow" }), resultOutcome({ timeout }));
+      assert.deepEqual(d.result, ["overflow", ""]);
+      assert.equal(d.state, "prev");
+      assert.equal(d.grade, 0);
+    }
+  });
+
+  test("a timeout wins over the result", () => {
+    const d = composeOutcome(facts(), resultOutcome({ timeout: true }));
     assert.deepEqual(d.result, ["timeout", ""]);
     assert.equal(d.state, "prev");
     assert.equal(d.grade, 0);
   });
 
   test("overflow from an oom event or an OOM-killed container wins over the result", () => {
-    const a = composeOutcome(facts({ oomEvent: true }), resultOutcome());
+    const a = composeOutcome(facts({ stoppedBy: "overflow" }), resultOutcome());
     const b = composeOutcome(facts(), resultOutcome({ oomKilled: true }));
     for (const d of [a, b]) {
       assert.deepEqual(d.result, ["overflow", ""]);
@@ -143,7 +169,7 @@ describe("composeOutcome", () => {
   });
 
   test("killed also wins over a crash", () => {
-    const d = composeOutcome(facts({ killed: true }), { kind: "crash", text: "boom", timeout: false, oomKilled: false });
+    const d = composeOutcome(facts({ stoppedBy: "killed" }), { kind: "crash", text: "boom", timeout: true, oomKilled: false });
     assert.deepEqual(d.result, ["killed", ""]);
   });
 
@@ -183,7 +209,13 @@ describe("runOutcome (the worker's part of the precedence)", () => {
   test("a result that fails its check is a crash with the check's text", async () => {
     const o = await runOutcome(run({ rawResult: pack({ result: "success", bogus: 1 }) }));
     assert.equal(o.kind, "crash");
-    assert.match((o as { text: string }).text, /badly formatted \(unknown key "bogus"\)/);
+    assert.deepEqual(o, {
+      kind: "crash", text: "The grader did not return a readable output : 'bogus'", detail: 'unknown key "bogus"', timeout: false, oomKilled: false,
+    });
+    const done = composeOutcome(facts(), o);
+    assert.ok(done.type === "AgentJobDone");
+    assert.deepEqual([done.result, done.detail], [["crash", "The grader did not return a readable output : 'bogus'"], 'unknown key "bogus"'], "the detail for the log line");
+    assert.equal(encodeAgentMessage(done).includes(Buffer.from("unknown key")), false, "the detail is never sent");
     assert.equal((await collectResult("j1", "not a map", { timeout: false, oomKilled: true })).kind, "crash");
   });
 
@@ -208,7 +240,17 @@ describe("runOutcome (the worker's part of the precedence)", () => {
     assert.deepEqual(await runOutcome(run({ streamError: "message too big", rawResult: undefined })),
       { kind: "crash", text: "The grader's output could not be read: message too big.", timeout: false, oomKilled: false });
     assert.deepEqual(await runOutcome(run({ rawResult: undefined, timeout: true })),
-      { kind: "no-result", text: "The grader did not return any result.", timeout: true, oomKilled: false });
+      { kind: "no-result", text: "The grader did not return a readable output : Grading container did not return any result.", timeout: true, oomKilled: false });
+  });
+
+  test("output the Python agent could not read either: its no-result text when no result came, ours in the detail", async () => {
+    assert.deepEqual(await runOutcome(run({ streamError: "not msgpack", streamUnreadable: true, rawResult: undefined })), {
+      kind: "crash", text: "The grader did not return a readable output : Grading container did not return any result.",
+      detail: "The grader's output could not be read: not msgpack.", timeout: false, oomKilled: false,
+    });
+    // a result came before it: the Python agent would have used it, this agent does not (ours)
+    assert.deepEqual(await runOutcome(run({ streamError: "not msgpack", streamUnreadable: true })),
+      { kind: "crash", text: "The grader's output could not be read: not msgpack.", timeout: false, oomKilled: false });
   });
 
   test("collect is called only when the result decides, with what was seen", async () => {
@@ -224,9 +266,9 @@ describe("runOutcome (the worker's part of the precedence)", () => {
   test("with the main thread's head: timeout and overflow win over the disk limit, which names its size", async () => {
     const disk = await runOutcome(run({ diskExceededBytes: 3 * 1024 * 1024 }));
     assert.deepEqual(composeOutcome(facts(), disk).result, ["overflow", "The job wrote too much to disk (3 MB, over its limit)."]);
-    assert.deepEqual(composeOutcome(facts({ oomEvent: true }), disk).result, ["overflow", ""]);
+    assert.deepEqual(composeOutcome(facts({ stoppedBy: "overflow" }), disk).result, ["overflow", ""]);
     assert.deepEqual(composeOutcome(facts(), await runOutcome(run({ diskExceededBytes: 1, timeout: true }))).result, ["timeout", ""]);
-    assert.deepEqual(composeOutcome(facts({ killed: true }), await runOutcome(run({ diskExceededBytes: 1 }))).result, ["killed", ""]);
+    assert.deepEqual(composeOutcome(facts({ stoppedBy: "killed" }), await runOutcome(run({ diskExceededBytes: 1 }))).result, ["killed", ""]);
   });
 });
 

@@ -178,15 +178,17 @@ describe("values spliced as their bytes", () => {
   });
 
   test("a result's problems, tests, custom and state reach AgentJobDone as the container's bytes", () => {
+    // `awkward` with "one" for its integer key 1: the frontend stores string keys only
+    const custom = bytes(hex(awkward).replace("01" + "92cb3ff0", "a36f6e65" + "92cb3ff0"));
     const tests = bytes("82 a174 cb4000000000000000 a175 cfffffffffffffffff");
     const problems = bytes("81 a171 92 a773756363657373 a0");
     const result = pack({
       result: "success", grade: new Float64(50), problems: new Packed(problems), tests: new Packed(tests),
-      custom: new Packed(awkward), state: new Packed(bytes("a4c3a9c3a9")),
+      custom: new Packed(custom), state: new Packed(bytes("a4c3a9c3a9")),
     });
     const r = checkGradingResult(result);
     assert.equal(r.grade, 50);
-    for (const [got, want] of [[r.tests, tests], [r.problems, problems], [r.custom, awkward]] as const) {
+    for (const [got, want] of [[r.tests, tests], [r.problems, problems], [r.custom, custom]] as const) {
       assert.equal(hex(got.bytes), hex(want));
     }
     const frame = encodeAgentMessage({
@@ -195,20 +197,39 @@ describe("values spliced as their bytes", () => {
     });
     const want = Buffer.concat([
       bytes("8b a6 6a6f625f6964 a1 6a a6 726573756c74 92 a773756363657373 a0 a5 6772616465 cb4049000000000000"),
-      bytes("a8 70726f626c656d73"), problems, bytes("a5 7465737473"), tests, bytes("a6 637573746f6d"), awkward,
+      bytes("a8 70726f626c656d73"), problems, bytes("a5 7465737473"), tests, bytes("a6 637573746f6d"), custom,
       bytes("a5 7374617465 a4c3a9c3a9 a7 61726368697665 c0 a6 7374646f7574 a0 a6 737464657272 a0"),
       bytes("a5 4074797065 ac 4167656e744a6f62446f6e65"),
     ]);
     assert.equal(hex(frame), hex(want));
   });
 
-  test("the result rules still hold on bytes: custom keys are free, problem and test ids are str", () => {
-    checkGradingResult(pack({ custom: new Map<Packable, Packable>([[1, "x"], [2.5, [1]]]) }));
-    assert.throws(() => checkGradingResult(pack({ tests: new Map<Packable, Packable>([[1, "x"]]) })), /tests has an invalid id \(not a str\)/);
-    assert.throws(() => checkGradingResult(pack(new Map<Packable, Packable>([[1, "x"]]))), BadResultError);
-    assert.throws(() => checkGradingResult(pack({ problems: { p: { nested: 1 } } })), /problems.p must not be a map/);
-    assert.throws(() => checkGradingResult(pack({ state: 1 })), /state has the wrong type/);
-    assert.throws(() => checkGradingResult(pack({ grade: Number.NaN })), /grade has the wrong type/);
+  test("the result rules still hold on bytes: a key that is not a str is refused anywhere, with its path", () => {
+    const refused = (v: Packable, text: string): void => {
+      assert.throws(() => checkGradingResult(pack(v)), (err: unknown) => err instanceof BadResultError && err.message === text, text);
+    };
+    const prefix = "The grader did not return a readable output : ";
+    const stored = "; INGInious stores only string keys.";
+    refused({ custom: new Map<Packable, Packable>([["a", 1], [1, "x"]]) }, `${prefix}custom has a map key that is not a string (the integer 1)${stored}`);
+    refused({ custom: { a: [0, { b: new Map<Packable, Packable>([[2.5, [1]]]) }] } },
+      `${prefix}custom["a"][1]["b"] has a map key that is not a string (the float 2.5)${stored}`);
+    refused({ custom: { k: new Map<Packable, Packable>([[null, 1]]) } }, `${prefix}custom["k"] has a map key that is not a string (nil)${stored}`);
+    refused({ custom: new Map<Packable, Packable>([[Buffer.from("ab"), 1]]) },
+      `${prefix}custom has a map key that is not a string (a bin value of 2 bytes)${stored}`);
+    refused({ custom: new Map<Packable, Packable>([[[1, 2], 1]]) }, `${prefix}custom has a map key that is not a string (an array)${stored}`);
+    refused({ custom: new Map<Packable, Packable>([[true, 1]]) }, `${prefix}custom has a map key that is not a string (the boolean true)${stored}`);
+    refused({ custom: new Map<Packable, Packable>([[2n ** 64n - 1n, 1]]) },
+      `${prefix}custom has a map key that is not a string (the integer 18446744073709551615)${stored}`);
+    refused({ tests: new Map<Packable, Packable>([[1, "x"]]) }, `${prefix}tests has a map key that is not a string (the integer 1)${stored}`);
+    refused({ problems: { q1: ["success", new Map<Packable, Packable>([[-3, "x"]])] } },
+      `${prefix}problems["q1"][1] has a map key that is not a string (the integer -3)${stored}`);
+    refused(new Map<Packable, Packable>([[1, "x"]]), `${prefix}the result has a map key that is not a string (the integer 1).`);
+    // before any other check, as the Python agent's strict unpack fails first
+    refused({ grade: "x", custom: new Map<Packable, Packable>([[1, 1]]) }, `${prefix}custom has a map key that is not a string (the integer 1)${stored}`);
+    assert.doesNotThrow(() => checkGradingResult(pack({ custom: { "any key / with spaces": { a: [{ b: 1 }] } } })));
+    assert.throws(() => checkGradingResult(pack({ problems: { p: { nested: 1 } } })), (e: unknown) => (e as BadResultError).detail === "problems.p must not be a map");
+    assert.throws(() => checkGradingResult(pack({ state: 1 })), (e: unknown) => (e as BadResultError).detail === "state has the wrong type");
+    assert.throws(() => checkGradingResult(pack({ grade: Number.NaN })), /grade is not a finite number/);
     // a key given twice: the last one counts, as in a Python dict
     const twice = Buffer.concat([bytes("82 a6 726573756c74"), pack("failed"), bytes("a6 726573756c74"), pack("success")]);
     assert.equal(checkGradingResult(twice).result, "success");

@@ -11,6 +11,7 @@ import path from "node:path";
 import { once } from "node:events";
 import { createGzip, gzipSync } from "node:zlib";
 import { BadResultError, checkGradingResult } from "../src/protocol/grading-result.js";
+import { pythonRepr } from "../src/protocol/python-texts.js";
 import { BadArchiveError, TarWalker, checkArchive, decodeArchive } from "../src/protocol/archive.js";
 import { pack, Packed, unpack, type Packable } from "../src/protocol/msgpack.js";
 
@@ -58,8 +59,22 @@ describe("checkGradingResult", () => {
     }
   });
 
-  test("an unknown key is refused and named", () => {
-    assert.throws(() => check({ result: "success", score: 1 }), /unknown key "score"/);
+  test("an unknown key is refused with the Python agent's text (its KeyError), named in the detail", () => {
+    const refused = (key: string, text: string): void => {
+      assert.throws(() => check({ result: "success", [key]: 1 }), (e: unknown) =>
+        e instanceof BadResultError && e.message === `The grader did not return a readable output : ${text}` && e.detail === `unknown key ${JSON.stringify(key)}`);
+    };
+    refused("score", "'score'");
+    refused("it's", `"it's"`);
+    refused(`'"`, `'\\'"'`);
+    refused("a\\b\nc\u0007\u00e9\u200b\u{1F600}", "'a\\\\b\\nc\\x07\u00e9\\u200b\u{1F600}'");
+  });
+
+  test("Python's repr of a str, as its KeyError prints it, for awkward keys", () => {
+    const keys = ["plain", "it's", '"quoted"', `both ' and "`, "tab\tcr\rnl\n", "\u0000\u001f\u007f\u0080\u00a0\u00ad", "\u2028\u3000\ufeff", "\u{10ffff}\u{1F600}é"];
+    const python = execFileSync("/usr/bin/python3", ["-c", "import json,sys; print(json.dumps([repr(k) for k in json.load(sys.stdin)]))"],
+      { input: JSON.stringify(keys), encoding: "utf8" });
+    assert.deepEqual(keys.map((k) => pythonRepr(k)), JSON.parse(python) as string[]);
   });
 
   test("each key with a wrong type is refused", () => {
@@ -81,23 +96,31 @@ describe("checkGradingResult", () => {
     }
   });
 
+  const badlyFormatted = (detail: RegExp) => (e: unknown): boolean =>
+    e instanceof BadResultError && e.message === "The grader did not return a readable output : Feedback file is badly formatted." && detail.test(e.detail);
+
   test("problem ids: letters (any case), digits, - _ . only", () => {
     assert.doesNotThrow(() => check({ problems: { "Ab-9_.x": "x" } }));
     for (const id of ["", "a b", "a/b", "a*", "é", "a\n", "q:1"]) {
-      assert.throws(() => check({ problems: { [id]: "x" } }), /invalid id/, JSON.stringify(id));
+      assert.throws(() => check({ problems: { [id]: "x" } }), badlyFormatted(/invalid id/), JSON.stringify(id));
     }
   });
 
   test("test ids may also contain *", () => {
     assert.doesNotThrow(() => check({ tests: { "A*b-1_.": 1 } }));
     for (const id of ["", "a b", "a/b", "a+b", "é"]) {
-      assert.throws(() => check({ tests: { [id]: 1 } }), /invalid id/, JSON.stringify(id));
+      assert.throws(() => check({ tests: { [id]: 1 } }), badlyFormatted(/invalid id/), JSON.stringify(id));
     }
   });
 
+  test("in the map's order, as the Python agent checks: a bad id before an unknown key is badly formatted", () => {
+    assert.throws(() => check({ problems: { "bad id": 1 }, zzz: 1 }), badlyFormatted(/invalid id "bad id"/));
+    assert.throws(() => check({ zzz: 1, problems: { "bad id": 1 } }), /readable output : 'zzz'$/);
+  });
+
   test("problem and test values must not be maps", () => {
-    assert.throws(() => check({ problems: { q1: { result: "success" } } }), /problems\.q1 must not be a map/);
-    assert.throws(() => check({ tests: { t1: {} } }), /tests\.t1 must not be a map/);
+    assert.throws(() => check({ problems: { q1: { result: "success" } } }), badlyFormatted(/problems\.q1 must not be a map/));
+    assert.throws(() => check({ tests: { t1: {} } }), badlyFormatted(/tests\.t1 must not be a map/));
     assert.doesNotThrow(() => check({ problems: { q1: ["success", "x"], q2: "text", q3: null } }));
   });
 
@@ -105,8 +128,25 @@ describe("checkGradingResult", () => {
     assert.doesNotThrow(() => check({ custom: { "any key / with spaces": { a: 1 } } }));
   });
 
-  test("the error text says the feedback is badly formatted", () => {
-    assert.throws(() => check({ nope: 1 }), /badly formatted/);
+  test("wrong types are badly formatted, in the Python agent's words; what is wrong is in the detail", () => {
+    assert.throws(() => check({ text: 1 }), badlyFormatted(/^text has the wrong type$/));
+    assert.throws(() => check({ grade: "100" }), badlyFormatted(/^grade has the wrong type$/));
+  });
+
+  test("a result that is not a map: nil is no result, others the Python agent's AttributeError", () => {
+    const text = (v: unknown): string => {
+      try {
+        check(v);
+      } catch (err) {
+        return (err as Error).message.replace("The grader did not return a readable output : ", "");
+      }
+      return "accepted";
+    };
+    assert.equal(text(null), "Grading container did not return any result.");
+    assert.deepEqual([[], "x", 3, 2.5, true, Buffer.from("x")].map(text), [
+      "'tuple' object has no attribute 'items'", "'str' object has no attribute 'items'", "'int' object has no attribute 'items'",
+      "'float' object has no attribute 'items'", "'bool' object has no attribute 'items'", "'bytes' object has no attribute 'items'",
+    ]);
   });
 });
 

@@ -6,7 +6,9 @@
  * names it.
  */
 import type Docker from "dockerode";
+import { EngineTimeoutError } from "../src/docker/deadline.js";
 import { prepareFailureText } from "../src/jobs/job-directory.js";
+import { CANNOT_CREATE_CONTAINER, CANNOT_START_CONTAINER } from "../src/protocol/python-texts.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { GradingStdin } from "./grading-stdin.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
@@ -19,9 +21,20 @@ export interface Started {
   stream: NodeJS.ReadWriteStream;
 }
 
-/** Why the grading container could not be had, as the crash text the student sees. */
+/** Why the grading container could not be had, as the crash text the student sees (and what exactly failed, for the log). */
 export interface NotStarted {
   text: string;
+  detail?: string;
+}
+
+/**
+ * The Python agent's text for a container it could not create or start, with the engine's
+ * error for the log; a call the engine did not answer (the Python agent would wait for ever)
+ * is named in the text.
+ */
+function notStarted(pythonText: string, step: "create" | "start", err: Error): NotStarted {
+  const ours = `The agent could not ${step} the grading container: ${err.message}`;
+  return err instanceof EngineTimeoutError ? { text: ours } : { text: pythonText, detail: ours };
 }
 
 /** The attach of a grading container: stdin for the agent's messages, stdout for the grader's, stderr for its tail. */
@@ -47,7 +60,7 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
   } catch (err) {
     if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, null, err as Error))) return createAndStart(ctx, true);
     ctx.log.warn({ err: (err as Error).message }, "failed to create grading container");
-    return { text: `The agent could not create the grading container: ${(err as Error).message}` };
+    return notStarted(CANNOT_CREATE_CONTAINER, "create", err as Error);
   }
   ctx.grading = container;
   phase(ctx, "create");
@@ -67,6 +80,6 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
   } catch (err) {
     if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, container, err as Error))) return createAndStart(ctx, true);
     log.warn({ err: (err as Error).message }, "failed to start grading container");
-    return { text: `The agent could not start the grading container: ${(err as Error).message}` };
+    return notStarted(CANNOT_START_CONTAINER, "start", err as Error);
   }
 }

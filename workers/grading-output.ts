@@ -9,6 +9,7 @@
 import type { Logger } from "../src/log.js";
 import { within } from "../src/limits/timers.js";
 import { ContainerStreamDecoder, ContainerStreamError, type ContainerMessage } from "../src/protocol/container-stream.js";
+import { FOREIGN_STUDENT_SSH } from "../src/protocol/python-texts.js";
 import { failJob, type JobContext } from "./job-context.js";
 import { onRunStudent } from "./students.js";
 
@@ -23,6 +24,8 @@ export interface Output {
   readonly rawResult: unknown;
   /** Why the output could not be read (a malformed or oversized message, a broken stream), or null. */
   readonly streamError: string | null;
+  /** The Python agent could not have read it either (see ContainerStreamError.pythonCannotRead). */
+  readonly streamUnreadable: boolean;
   /** The last 4 KB of the container's stderr (see STDERR_TAIL_BYTES). */
   readonly stderrTail: string;
   /** Once the container exited: reads what is still coming, then closes the stream. */
@@ -34,6 +37,7 @@ export function readOutput(ctx: JobContext, stream: NodeJS.ReadWriteStream, log:
   let lastChunkAt = performance.now();
   let rawResult: unknown = undefined;
   let streamError: string | null = null;
+  let streamUnreadable = false;
   const done = (async () => {
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -49,7 +53,11 @@ export function readOutput(ctx: JobContext, stream: NodeJS.ReadWriteStream, log:
       // The engine may drop the connection abruptly when the container exits (seen when
       // attached after start): at a message boundary, that is just the end of the stream.
       const transportEnd = !(err instanceof ContainerStreamError) && decoder.idle;
-      if (ctx.fatal === null && !transportEnd) streamError = (err as Error).message;
+      if (ctx.fatal === null && !transportEnd) {
+        streamError = (err as Error).message;
+        // a stream that broke in the middle of a message: the Python agent's read fails as well
+        streamUnreadable = err instanceof ContainerStreamError ? err.pythonCannotRead : true;
+      }
     }
   })();
   const drain = async (): Promise<void> => {
@@ -67,6 +75,9 @@ export function readOutput(ctx: JobContext, stream: NodeJS.ReadWriteStream, log:
     },
     get streamError() {
       return streamError;
+    },
+    get streamUnreadable() {
+      return streamUnreadable;
     },
     get stderrTail() {
       return decoder.stderrTail;
@@ -93,7 +104,7 @@ function onMessage(ctx: JobContext, msg: ContainerMessage, log: Logger): void {
       const wanted = msg["container_id"];
       const run = [...ctx.students.values()].find((s) => s.id !== null && s.id === wanted);
       if (!run || run.sshPort === null) {
-        failJob(ctx, "Trying to connect with ssh to a non-children student container!", log);
+        failJob(ctx, FOREIGN_STUDENT_SSH, log);
         return;
       }
       sendSsh(ctx, run.sshPort, msg["ssh_user"], msg["ssh_key"], log);

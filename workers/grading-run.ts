@@ -24,7 +24,7 @@ import { adoptWarm } from "./warm.js";
 export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const t = ctx.task;
   const started = await getGradingContainer(ctx);
-  if ("text" in started) return { kind: "crash", text: started.text, timeout: false, oomKilled: false };
+  if ("text" in started) return { kind: "crash", text: started.text, ...(started.detail !== undefined ? { detail: started.detail } : {}), timeout: false, oomKilled: false };
   const { container, stream } = started;
   const log = ctx.log.child({ container: container.id });
   const watch = watchLimits(container, {
@@ -47,7 +47,9 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const oomKilled = mayBeOomKilled(t.cgroupVersion, exitCode) ? await inspectOomKilled(container, memoryEvents.last()) : false;
   const timeout = watch.exceeded !== null;
   log.debug({ exitCode, timeout, cpu: watch.cpuSeconds }, "grading container ended");
-  const outcome = await decide(ctx, { timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError }, log);
+  const outcome = await decide(ctx, {
+    timeout, oomKilled, engineLost: exit.lost(), rawResult: output.rawResult, streamError: output.streamError, streamUnreadable: output.streamUnreadable,
+  }, log);
   // Without a result, what the container said on stderr is what an operator has to go on.
   const noResult = outcome.kind === "crash" || outcome.kind === "no-result";
   return noResult && output.stderrTail !== "" ? { ...outcome, stderrTail: output.stderrTail } : outcome;
@@ -117,7 +119,7 @@ async function endStudents(ctx: JobContext): Promise<void> {
 
 function decide(
   ctx: JobContext,
-  seen: { timeout: boolean; oomKilled: boolean; engineLost: string | null; rawResult: unknown; streamError: string | null },
+  seen: { timeout: boolean; oomKilled: boolean; engineLost: string | null; rawResult: unknown; streamError: string | null; streamUnreadable: boolean },
   log: Logger,
 ): Promise<GradingOutcome> {
   if (seen.engineLost !== null) log.warn({ err: seen.engineLost }, "lost the Docker engine while the job ran");

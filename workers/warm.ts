@@ -12,7 +12,7 @@ import type { Logger } from "../src/log.js";
 import { ENGINE_CALL_MS, EngineTimeoutError, withDeadline } from "../src/docker/deadline.js";
 import { removeVolumeQuietly } from "../src/docker/engine.js";
 import {
-  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobFolders, TaskFolderError, type JobPaths,
+  fillJobDirectory, jobPaths, prepareFailureText, prepareJobDirectory, removeJobFolders, type JobPaths,
 } from "../src/jobs/job-directory.js";
 import { jobLayerOf } from "../src/jobs/layer-place.js";
 import { layerRefusal, taskVolumeName } from "../src/jobs/task-layer.js";
@@ -52,12 +52,14 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   ctx.paths = warm.layered ? { ...jobPaths(t.jobDir, jobLayerOf(t)), taskVolume: taskVolumeName(t.jobDir) } : jobPaths(t.jobDir);
   const owned = await ctx.api.containerCreated(t.jobId, warm.containerId, "grading");
   let failure: Error | null = null;
+  let fillFailed = false;
   let unlayered: string | null = null;
   if (owned) {
     try {
       unlayered = fill(ctx, warm.layered, ctx.paths);
     } catch (err) {
       failure = err as Error;
+      fillFailed = true;
     }
   }
   const [running, attached, updated] = await engine;
@@ -80,7 +82,8 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
     stream?.destroy();
     const message = failure?.message ?? "no stream";
     log.warn({ err: message }, "failed to adopt a warm grading container");
-    if (failure instanceof TaskFolderError) return { text: prepareFailureText(failure) };
+    // the copy into its directory: the same text as a cold job's copy (the Python agent's, where it has one)
+    if (fillFailed) return { text: prepareFailureText(failure), detail: message };
     return { text: `The agent could not prepare the grading container: ${message}. Please retry.` };
   }
   ctx.stdin = new GradingStdin(stream);

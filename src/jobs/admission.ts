@@ -11,6 +11,7 @@ import path from "node:path";
 import type { RuntimeSpec } from "../config.js";
 import { containerLabels } from "../docker/labels.js";
 import { inputdataBytes, inputState, type BackendNewJob, type Environments } from "../protocol/messages.js";
+import { UNKNOWN_CONTAINER } from "../protocol/python-texts.js";
 import { parseJobParameters, type JobParameters } from "./job-params.js";
 import type { JobSpec, StudentEnvironment } from "./job-task.js";
 import { isValidId } from "./ids.js";
@@ -58,6 +59,11 @@ export interface AdmissionRefusal {
   text: string;
   /** What the log says. */
   reason: string;
+  /**
+   * A refusal the Python agent makes only once it found the task folder: a job whose folder is
+   * missing is refused for that first (dispatch looks it up). Null when the refusal comes first.
+   */
+  afterTaskFolder: string | null;
 }
 
 export type Admission = AdmissionPlan | AdmissionRefusal;
@@ -69,27 +75,31 @@ export function previousStateOf(msg: BackendNewJob): string {
 
 export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
   const previousState = previousStateOf(msg);
-  const refuse = (text: string, reason: string): AdmissionRefusal => ({ kind: "refusal", previousState, text, reason });
-
-  let params: JobParameters;
-  try {
-    params = parseJobParameters(msg.environment_parameters);
-  } catch (err) {
-    return refuse("The agent is unable to parse the parameters", (err as Error).message);
-  }
+  const refuse = (text: string, reason: string, afterTaskFolder: string | null = null): AdmissionRefusal =>
+    ({ kind: "refusal", previousState, text, reason, afterTaskFolder });
+  // The Python agent's order: for a job of a task, the environment, then the task folder
+  // (dispatch), then the parameters and the memory; for a task-less job, the parameters, the
+  // memory, then the environment (with another text).
+  const taskless = msg.course_id === null && msg.task_id === null;
   // own keys only: "constructor" or "__proto__" from a backend must not reach Object's members
   const byName = Object.hasOwn(snap.environments, msg.environment_type) ? snap.environments[msg.environment_type] : undefined;
   const env = byName !== undefined && Object.hasOwn(byName, msg.environment) ? byName[msg.environment] : undefined;
   const runtime = snap.runtimes.get(msg.environment_type);
-  if (env === undefined || runtime === undefined) {
-    return refuse(
-      "This environment is not available in this agent. Please contact your course administrator.",
-      `unknown environment ${msg.environment_type}/${msg.environment}`,
-    );
+  const unknownEnvironment = env === undefined || runtime === undefined;
+  const envReason = `unknown environment ${msg.environment_type}/${msg.environment}`;
+  if (!taskless && unknownEnvironment) {
+    return refuse("This environment is not available in this agent. Please contact your course administrator.", envReason);
   }
   const folders = taskFolders(msg, snap.tasksRoot);
   if (folders === null) {
     return refuse("This job names an invalid course or task. Please contact your course administrator.", "invalid course or task id");
+  }
+  const later = folders.taskDir;
+  let params: JobParameters;
+  try {
+    params = parseJobParameters(msg.environment_parameters);
+  } catch (err) {
+    return refuse("The agent is unable to parse the parameters", (err as Error).message, later);
   }
   let memoryMb = params.limits.memoryMb;
   if (memoryMb < MIN_JOB_MEMORY_MB) memoryMb = MIN_JOB_MEMORY_MB;
@@ -98,12 +108,14 @@ export function admit(msg: BackendNewJob, snap: AdmissionSnapshot): Admission {
     return refuse(
       `Not enough memory on agent (available: ${snap.usableMemoryMb}MB). Please contact your course administrator.`,
       `asks for ${memoryMb}MB`,
+      later,
     );
   }
+  if (env === undefined || runtime === undefined) return refuse(UNKNOWN_CONTAINER, envReason);
   const wantedPorts = [...env.ports];
   if (msg.debug === "ssh" && !wantedPorts.includes(22)) wantedPorts.push(22);
   if (wantedPorts.length > 0 && snap.debugHost === null && msg.debug === "ssh") {
-    return refuse("SSH debug is not available on this agent. Please contact your course administrator.", "no debug host");
+    return refuse("SSH debug is not available on this agent. Please contact your course administrator.", "no debug host", folders.taskDir);
   }
   const debugLimits = wantedPorts.length > 0;
   const task: AdmissionPlan["task"] = {

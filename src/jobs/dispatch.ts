@@ -2,7 +2,7 @@
  * Dispatch: from an admitted job to a pool thread. It answers each BackendNewJob with
  * AgentJobStarted, asks admission (admission.ts) whether the job can run here, takes the host
  * ports the plan wants, checks (one asynchronous stat) that the task folder exists, and queues the
- * job. Its pump hands queued jobs to the worker pool while job slots are free and the job's memory
+ * job, in the order the jobs arrived whatever order their stats answer in (arrivals.ts). Its pump hands queued jobs to the worker pool while job slots are free and the job's memory
  * limit fits in the memory not reserved (see limits/memory-budget.ts), first come, first served: a
  * job that does not fit holds the head of the queue until it does, and ready warm containers are
  * removed to make room for it. A job may wait for a warm container already being made for its
@@ -20,7 +20,8 @@ import type { Logger } from "../log.js";
 import type { BackendNewJob } from "../protocol/messages.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
-import { admit, previousStateOf, type AdmissionPlan, type AdmissionSnapshot } from "./admission.js";
+import { admit, previousStateOf, type AdmissionPlan, type AdmissionRefusal, type AdmissionSnapshot } from "./admission.js";
+import { Arrivals } from "./arrivals.js";
 import { Job } from "./job.js";
 import { JOB_DIR_PREFIX } from "./job-directory.js";
 import type { JobSpec, WorkerOutcome } from "./job-task.js";
@@ -40,12 +41,31 @@ const TASK_UNAVAILABLE =
  */
 export const WARM_WAIT_MS = 3000;
 
+/**
+ * How long a job's task folder look-up may hold the jobs that arrived after it back (a look-up
+ * that takes longer, on a hung network file system say, lets them go first).
+ */
+export const LOOKUP_PATIENCE_MS = 5000;
+
+/** Whether a task folder exists (a directory); the dispatcher's one file-system look-up. */
+export type TaskFolderLookup = (taskDir: string) => Promise<boolean>;
+
+const statTaskFolder: TaskFolderLookup = (taskDir) => fs.stat(taskDir).then((st) => st.isDirectory(), () => false);
+
+export interface DispatchOptions {
+  lookUpTaskFolder?: TaskFolderLookup;
+  lookupPatienceMs?: number;
+}
+
 /** What the pump did with the job at the head of the queue. */
 type HeadMove = "started" | "set-aside" | "needs-memory";
 
 export class Dispatcher {
   /** Jobs waiting for a slot, in order. */
   private readonly queue: Array<{ job: Job; task: JobSpec }> = [];
+  /** Accepted jobs on their way into the queue, in arrival order. */
+  private readonly arrivals: Arrivals;
+  private readonly lookUpTaskFolder: TaskFolderLookup;
   /** Student containers waiting for memory, in order. */
   private readonly students: StudentMemory;
   /** When each job waiting for a warm container under way began to wait. */
@@ -71,8 +91,12 @@ export class Dispatcher {
     private readonly memory: MemoryBudget,
     private readonly warm: WarmContainers,
     private readonly outbox: Outbox,
+    options: DispatchOptions = {},
   ) {
     this.students = new StudentMemory(memory, warm, log, () => this.pump());
+    this.lookUpTaskFolder = options.lookUpTaskFolder ?? statTaskFolder;
+    this.arrivals = new Arrivals(options.lookupPatienceMs ?? LOOKUP_PATIENCE_MS, (behind) =>
+      log.warn({ behind, patienceMs: options.lookupPatienceMs ?? LOOKUP_PATIENCE_MS }, "a task folder look-up is slow: the jobs that arrived after it go first"));
   }
 
   get queuedJobs(): number {
@@ -113,10 +137,31 @@ export class Dispatcher {
     }
     const admission = admit(msg, snapshot);
     if (admission.kind === "refusal") {
-      this.registry.refuse(msg.job_id, admission.previousState, admission.text, admission.reason, log);
+      const { previousState, text, reason, afterTaskFolder } = admission;
+      if (afterTaskFolder === null) {
+        this.registry.refuse(msg.job_id, previousState, text, reason, log);
+        return;
+      }
+      this.refuseOnceFound(msg.job_id, admission, afterTaskFolder, log);
       return;
     }
     this.accept(admission, log);
+  }
+
+  /**
+   * A refusal the Python agent makes only once it found the task folder: a missing folder is
+   * said first. Meanwhile the job is recorded (queued), so that a kill, or the same id again,
+   * finds it.
+   */
+  private refuseOnceFound(jobId: string, refusal: AdmissionRefusal, taskDir: string, log: Logger): void {
+    const job = new Job(jobId, refusal.previousState, path.join(this.tmpdir, jobDirName(jobId)));
+    this.registry.add(job);
+    const close = (text: string, reason: string) => (): void => {
+      log.warn({ reason }, "job refused");
+      this.registry.close(job, jobDone(job.id, "crash", text, job.previousState));
+    };
+    const missing = close(TASK_UNAVAILABLE, "task unavailable on this agent");
+    this.arrivals.add(this.lookUpTaskFolder(taskDir).then((found) => (found ? close(refusal.text, refusal.reason) : missing), () => missing));
   }
 
   /** Takes the plan's ports, records the job, and queues it once its task folder is found. */
@@ -138,15 +183,17 @@ export class Dispatcher {
     const task: JobSpec = { ...planned, jobDir: job.jobDir, ports };
     this.registry.add(job);
     const taskDir = task.taskDir;
+    const queue = (): void => this.enqueue(job, task, plan.warmKey);
     if (taskDir === null) {
-      this.enqueue(job, task, plan.warmKey);
+      this.arrivals.add(queue);
       return;
     }
-    // The only file-system look-up on this thread: one stat, asynchronous.
-    fs.stat(taskDir).then(
-      (st) => (st.isDirectory() ? this.enqueue(job, task, plan.warmKey) : this.refuseMissingTask(job, log)),
-      () => this.refuseMissingTask(job, log),
-    );
+    // The only file-system look-up on this thread: one stat, asynchronous; what follows it waits
+    // for the jobs that came before.
+    this.arrivals.add(this.lookUpTaskFolder(taskDir).then(
+      (found) => (found ? queue : () => this.refuseMissingTask(job, log)),
+      () => () => this.refuseMissingTask(job, log),
+    ));
   }
 
   private refuseMissingTask(job: Job, log: Logger): void {
@@ -163,6 +210,7 @@ export class Dispatcher {
       job.warmTask = task.taskDir;
     }
     this.queue.push({ job, task });
+    this.log.debug({ job: job.id, queued: this.queue.length }, "job queued");
     this.pump();
   }
 

@@ -11,6 +11,8 @@
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, promises as fs, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { EngineTimeoutError } from "../docker/deadline.js";
+import { CANNOT_MAKE_TEMP_DIRECTORY, UNKNOWN_AGENT_ERROR } from "../protocol/python-texts.js";
 import { copyTree, CopyTreeError } from "./copy-tree.js";
 
 export const JOB_DIR_PREFIX = "job-";
@@ -100,10 +102,15 @@ export function copyChecked(src: string, dst: string, courseDir: string, label: 
   refuseLinks(dst, label, opened); // the source may have changed while it was copied
 }
 
-/** The crash text for a job whose directory could not be made. */
+/**
+ * The crash text for a job whose directory could not be made: the Python agent's where it has
+ * one (its temporary directory, its copy's failure as an unknown error), else the agent's own.
+ */
 export function prepareFailureText(err: unknown): string {
   if (err instanceof TaskFolderError) return `The task folder cannot be used: ${err.message}. Please contact your course administrator.`;
-  return "The agent could not prepare the job's directory. Please contact your course administrator.";
+  if (err instanceof JobRootError) return CANNOT_MAKE_TEMP_DIRECTORY;
+  if (err instanceof EngineTimeoutError) return `The agent could not prepare the job's directory (${err.message}). Please retry.`;
+  return UNKNOWN_AGENT_ERROR;
 }
 
 function mkdirOpen(p: string): void {
@@ -116,13 +123,25 @@ function mkdirOpen(p: string): void {
  * blocking system calls there cost far less CPU than a promise around each of them.
  */
 
+/** The job's own directory could not be made (the tmpdir is full, or not writable). */
+export class JobRootError extends Error {
+  constructor(root: string, cause: Error) {
+    super(`cannot make ${root}: ${cause.message}`);
+    this.name = "JobRootError";
+  }
+}
+
 function makeRoot(root: string, marker: string, layer: string | null = null): JobPaths {
   const p = jobPaths(root, layer);
-  mkdirSync(root, { mode: 0o777 });
-  chmodSync(root, 0o777);
-  writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
-  mkdirOpen(p.sockets);
-  mkdirSync(p.studentSockets, { mode: 0o700 });
+  try {
+    mkdirSync(root, { mode: 0o777 });
+    chmodSync(root, 0o777);
+    writeFileSync(path.join(root, JOB_DIR_MARKER), marker);
+    mkdirOpen(p.sockets);
+    mkdirSync(p.studentSockets, { mode: 0o700 });
+  } catch (err) {
+    throw new JobRootError(root, err as Error);
+  }
   return p;
 }
 

@@ -185,6 +185,7 @@ export interface PhaseTimings {
 
 interface Observed {
   timeout: boolean;
+  /** At its exit, the grading container was OOM-killed (its inspect's OOMKilled, or cgroup v2's memory.events). */
   oomKilled: boolean;
   /** Bytes written when the job went over its disk limit (and was stopped). */
   diskExceededBytes?: number;
@@ -197,8 +198,12 @@ export type GradingOutcome =
   /** The container's result, already encoded as the job's AgentJobDone by the worker. */
   | ({ kind: "encoded-result"; result: JobResultKind; grade: number; frame: Uint8Array } & Observed)
   | ({ kind: "no-result"; text: string; stderrTail?: string } & Observed)
-  /** stderrTail: the last 4 KB of the grading container's stderr, for the job's log line (never sent to the backend). */
-  | ({ kind: "crash"; text: string; stderrTail?: string } & Observed);
+  /**
+   * stderrTail: the last 4 KB of the grading container's stderr; detail: what exactly was wrong
+   * where `text` is the Python agent's shorter text. Both for the job's log line only (never sent
+   * to the backend).
+   */
+  | ({ kind: "crash"; text: string; stderrTail?: string; detail?: string } & Observed);
 
 /** What a job's pool task returns: its outcome, or word that MainApi.jobOutcome already had it. */
 export type WorkerOutcome = GradingOutcome | { kind: "reported"; timings?: PhaseTimings };

@@ -4,10 +4,17 @@
  */
 export type JobPhase = "queued" | "running" | "closed";
 
+/** Why the main thread stopped a job's grading container: the backend's kill, or the engine's `oom` event. */
+export type StopReason = "killed" | "overflow";
+
 export class Job {
   phase: JobPhase = "queued";
   killed = false;
-  oomEvent = false;
+  /**
+   * The last of the backend's kill and the engine's `oom` event for its grading container, as
+   * the Python agent's `_containers_killed` keeps it (each one overwrites the other).
+   */
+  stoppedBy: StopReason | null = null;
   sshSent = false;
   readonly containers = new Set<string>();
   readonly ports = new Set<number>();

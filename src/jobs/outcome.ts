@@ -1,24 +1,28 @@
 /**
  * Turns what happened to a job into its one AgentJobDone (protocol.md section 4). This module
- * owns the outcome precedence, first match wins: killed > timeout > overflow (oom) > disk limit >
- * engine lost > fatal grader error > unreadable output > no result > the container's own result
- * (or the crash its check finds). The worker decides the tail from disk limit on (`runOutcome`),
- * since only it holds the result's bytes to check and encode; the main thread, which alone knows
- * of kills and of the engine's `oom` events, applies the head (`composeOutcome`).
+ * owns the outcome precedence, first match wins, in the Python agent's order (`handle_job_closing`):
+ * the container OOM-killed at its exit > the last of the backend's kill and the engine's `oom`
+ * event (killed or overflow) > timeout > disk limit > engine lost > fatal grader error >
+ * unreadable output > no result > the container's own result (or the crash its check finds).
+ * The Python agent records a kill and an OOM in one slot per container, each overwriting the
+ * other, and its `die` handler writes the OOM last when the engine says OOMKilled; that slot wins
+ * over its timeout watcher. The worker decides the tail from disk limit on (`runOutcome`), since
+ * only it holds the result's bytes to check and encode; the main thread, which alone knows of
+ * kills and of the engine's `oom` events, applies the head (`composeOutcome`).
  */
 import { checkArchive } from "../protocol/archive.js";
-import { checkGradingResult } from "../protocol/grading-result.js";
+import { BadResultError, checkGradingResult } from "../protocol/grading-result.js";
+import { NO_RESULT } from "../protocol/python-texts.js";
 import { encodeAgentMessage, type AgentJobDone, type EncodedJobDone, type JobResultKind } from "../protocol/messages.js";
 import type { CheckedResult, GradingOutcome } from "./job-task.js";
+import type { StopReason } from "./job.js";
 
 export interface JobFacts {
   jobId: string;
   /** inputdata["@state"]: reported when the job does not finish with a result of its own. */
   previousState: string;
-  /** Set when the backend killed the job. */
-  killed: boolean;
-  /** The engine reported an `oom` event for the grading container. */
-  oomEvent: boolean;
+  /** The last of the backend's kill and the engine's `oom` event for the grading container, or null. */
+  stoppedBy: StopReason | null;
 }
 
 export function defaultGrade(result: JobResultKind, grade: number | null): number {
@@ -62,21 +66,23 @@ function resultDone(jobId: string, r: CheckedResult): AgentJobDone {
 }
 
 /**
- * killed > timeout > overflow > the container's own result (or the crash the worker saw). A job
- * without a result keeps the grading container's stderr tail for its log line.
+ * OOM-killed > killed or overflow (the last one) > timeout > the container's own result (or the
+ * crash the worker saw). A job without a result keeps the grading container's stderr tail for
+ * its log line.
  */
 export function composeOutcome(facts: JobFacts, outcome: GradingOutcome): AgentJobDone | EncodedJobDone {
   const done = precedence(facts, outcome);
   const tail = outcome.kind === "crash" || outcome.kind === "no-result" ? outcome.stderrTail : undefined;
   if (tail !== undefined && done.type === "AgentJobDone") done.stderrTail = tail;
+  if (outcome.kind === "crash" && outcome.detail !== undefined && done.type === "AgentJobDone" && done.result[0] === "crash") done.detail = outcome.detail;
   return done;
 }
 
 function precedence(facts: JobFacts, outcome: GradingOutcome): AgentJobDone | EncodedJobDone {
   const plain = { stdout: "", stderr: "" };
-  if (facts.killed) return jobDone(facts.jobId, "killed", "", facts.previousState, plain);
+  const stopped = outcome.oomKilled ? "overflow" : facts.stoppedBy;
+  if (stopped !== null) return jobDone(facts.jobId, stopped, "", facts.previousState, plain);
   if (outcome.timeout) return jobDone(facts.jobId, "timeout", "", facts.previousState, plain);
-  if (facts.oomEvent || outcome.oomKilled) return jobDone(facts.jobId, "overflow", "", facts.previousState, plain);
   if (outcome.diskExceededBytes !== undefined) {
     const mb = Math.round(outcome.diskExceededBytes / 1024 / 1024);
     return jobDone(facts.jobId, "overflow", `The job wrote too much to disk (${mb} MB, over its limit).`, facts.previousState, plain);
@@ -102,6 +108,8 @@ export interface RunFacts {
   fatal: string | null;
   /** Why the container's output could not be read, or null. */
   streamError: string | null;
+  /** The Python agent could not have read it either: without a result, its no-result text. */
+  streamUnreadable?: boolean;
   /** The `result` message's content; undefined when the container sent none. */
   rawResult: unknown;
 }
@@ -115,7 +123,8 @@ export async function collectResult(jobId: string, raw: unknown, seen: Seen): Pr
     const done = resultDone(jobId, { ...r, archive: r.archive === null ? null : await checkArchive(r.archive) });
     return { kind: "encoded-result", result: done.result[0], grade: done.grade, frame: encodeAgentMessage(done), ...seen };
   } catch (err) {
-    return { kind: "crash", text: (err as Error).message, ...seen };
+    const detail = err instanceof BadResultError && err.detail !== err.message ? { detail: err.detail } : {};
+    return { kind: "crash", text: (err as Error).message, ...detail, ...seen };
   }
 }
 
@@ -137,8 +146,13 @@ export async function runOutcome(
     };
   }
   if (f.fatal !== null) return { kind: "crash", text: f.fatal, ...seen };
-  if (f.streamError !== null) return { kind: "crash", text: `The grader's output could not be read: ${f.streamError}.`, ...seen };
-  if (f.rawResult === undefined) return { kind: "no-result", text: "The grader did not return any result.", ...seen };
+  if (f.streamError !== null) {
+    const ours = `The grader's output could not be read: ${f.streamError}.`;
+    // Where the Python agent would have stopped reading too and found no result, its text; ours goes to the log.
+    if (f.streamUnreadable === true && f.rawResult === undefined) return { kind: "crash", text: NO_RESULT, detail: ours, ...seen };
+    return { kind: "crash", text: ours, ...seen };
+  }
+  if (f.rawResult === undefined) return { kind: "no-result", text: NO_RESULT, ...seen };
   return collect(f.rawResult, seen);
 }
 

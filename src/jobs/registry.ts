@@ -113,7 +113,7 @@ export class JobRegistry {
   workerFailed(job: Job, err: Error): void {
     this.log.error({ job: job.id, err: err.message }, "worker failed while running the job");
     this.close(job, composeOutcome(
-      { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent },
+      { jobId: job.id, previousState: job.previousState, stoppedBy: job.stoppedBy },
       { kind: "crash", text: "The agent failed while running this job. Please retry.", timeout: false, oomKilled: false },
     ));
     void this.cleanupAfter(job, [...job.containers]);
@@ -226,6 +226,7 @@ export class JobRegistry {
       this.outbox.send(jobDone(msg.job_id, "killed", "", msg.state));
       return;
     }
+    job.stoppedBy = "killed"; // a kill after an oom event overwrites it, as in the Python agent
     if (job.killed) return;
     job.killed = true;
     log.info({ phase: job.phase }, "killing job");
@@ -253,14 +254,14 @@ export class JobRegistry {
     this.oomContainers.add(containerId);
     this.log.info({ job: jobId, container: containerId }, "container ran out of memory: killing it");
     // the first container a job records is its grading container
-    if (job !== undefined && job.containers.values().next().value === containerId) job.oomEvent = true;
+    if (job !== undefined && job.containers.values().next().value === containerId) job.stoppedBy = "overflow";
     void killQuietly(this.docker, containerId, this.log);
   }
 
   // ---- closing -----------------------------------------------------------------------------
 
   private closeWith(job: Job, outcome: GradingOutcome): void {
-    const facts = { jobId: job.id, previousState: job.previousState, killed: job.killed, oomEvent: job.oomEvent };
+    const facts = { jobId: job.id, previousState: job.previousState, stoppedBy: job.stoppedBy };
     // a warm container that gave a result: its environment's warm containers work
     if (job.ranWarm && job.warmEnv !== null && (outcome.kind === "result" || outcome.kind === "encoded-result")) this.warm.noteServed(job.warmEnv);
     this.close(job, composeOutcome(facts, outcome), outcome.timings);
@@ -278,7 +279,8 @@ export class JobRegistry {
     const totalMs = Math.round(performance.now() - job.startedAt);
     const result = done.type === "EncodedJobDone" ? done.result : done.result[0];
     const stderrTail = done.type === "AgentJobDone" ? done.stderrTail : undefined;
-    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, stderrTail }, "job done");
+    const detail = done.type === "AgentJobDone" ? done.detail : undefined;
+    this.log.info({ job: job.id, result, grade: done.grade, ms: totalMs, phases: timings, detail, stderrTail }, "job done");
     this.outbox.send(done);
     this.observed.emit("jobClosed", {
       jobId: job.id,

@@ -32,7 +32,15 @@ export const BIG_MESSAGE_BYTES = 1024 * 1024;
 export const STDERR_TAIL_BYTES = 4096;
 
 export class ContainerStreamError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /**
+     * The Python agent could not read this either (not msgpack, cut short): it stops reading, and
+     * a job without a result so far ends with its no-result text. False for what it reads on
+     * (a message over our caps, a message that is not a map or has no type, which it skips).
+     */
+    readonly pythonCannotRead = false,
+  ) {
     super(message);
     this.name = "ContainerStreamError";
   }
@@ -159,10 +167,10 @@ export class ContainerStreamDecoder {
   /** Called when the stream ends: throws if it stopped in the middle of a frame or message. */
   end(): void {
     if (this.frameRemaining > 0 || this.frames.length > 0) {
-      throw new ContainerStreamError("the grading container's output stopped in the middle of a frame");
+      throw new ContainerStreamError("the grading container's output stopped in the middle of a frame", true);
     }
     if (this.stdout.length > 0 || this.filling !== null) {
-      throw new ContainerStreamError("the grading container's output stopped in the middle of a message");
+      throw new ContainerStreamError("the grading container's output stopped in the middle of a message", true);
     }
   }
 }
@@ -177,8 +185,8 @@ export const CONTAINER_MESSAGE_TYPES: ReadonlySet<string> = new Set(["result", "
  * `type` first), and checked at the end either way.
  */
 export function decodeContainerMessage(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): ContainerMessage {
-  const fail = (why: string): never => {
-    throw new ContainerStreamError(`the grading container sent a message that ${why}`);
+  const fail = (why: string, pythonCannotRead = false): never => {
+    throw new ContainerStreamError(`the grading container sent a message that ${why}`, pythonCannotRead);
   };
   const view = new ViewReader(bytes);
   const walker = new MsgpackWalker(bytes, limits);
@@ -197,10 +205,10 @@ export function decodeContainerMessage(bytes: Uint8Array, limits: DecodeLimits =
     }, walker);
   } catch (err) {
     if (err instanceof ContainerStreamError) throw err;
-    const what = err instanceof MsgpackLimitError ? "decodes to too much" : "is not msgpack";
-    return fail(`${what} (${(err as Error).message})`);
+    if (err instanceof MsgpackLimitError) return fail(`decodes to too much (${err.message})`);
+    return fail(`is not msgpack (${(err as Error).message})`, true);
   }
-  if (end !== bytes.length) fail("has bytes after its end");
+  if (end !== bytes.length) fail("has bytes after its end", true);
   if (type === null) return fail("has no type");
   if (!CONTAINER_MESSAGE_TYPES.has(type)) return { type };
   if (walker.objects > limits.maxObjects) fail(`decodes to too much (more than ${limits.maxObjects} values)`);

@@ -43,6 +43,8 @@ export interface AgentJobDone {
   job_id: string;
   /** For the `job done` log line only (the grading container's last stderr bytes): never encoded. */
   stderrTail?: string;
+  /** For the `job done` log line only: what exactly was wrong, where the text is the Python agent's shorter one. Never encoded. */
+  detail?: string;
   result: [JobResultKind, string];
   grade: number;
   /** Maps (`Packed`: a container's own bytes). */

@@ -2,7 +2,8 @@
  * A Docker engine that stops answering on cue: an HTTP proxy on a unix socket of its own, in
  * front of the real engine's socket, for an agent started with DOCKER_HOST=unix://<socketPath>.
  * `rule` decides, per request, to pass it through, to hold it (never forwarded, never answered),
- * or to forward it and hold its answer (the engine did the work, the agent never hears of it).
+ * to forward it and hold its answer (the engine did the work, the agent never hears of it), or
+ * to answer it at once with an engine error (500, never forwarded).
  * `release()` passes everything again and drops what it held. Attach (HTTP upgrade) is proxied
  * as raw bytes both ways. `tap`, when set, is given each plain request's body as it passed.
  */
@@ -12,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 
-export type ProxyAction = "pass" | "hold" | "answer-never";
+export type ProxyAction = "pass" | "hold" | "answer-never" | "fail";
 export type ProxyRule = (method: string, url: string) => ProxyAction;
 
 function upstreamSocket(): string {
@@ -76,6 +77,11 @@ export class EngineProxy {
     const action = this.action(req);
     if (action === "hold") {
       this.held.add(res.socket!);
+      return;
+    }
+    if (action === "fail") {
+      req.resume();
+      res.writeHead(500, { "Content-Type": "application/json" }).end(JSON.stringify({ message: "refused by the test's engine proxy" }));
       return;
     }
     const up = http.request({ socketPath: this.upstream, method: req.method, path: req.url, headers: req.headers }, (answer) => {

@@ -8,8 +8,9 @@ Every msgpack is given as hex. `corpus` gives, for each direction, what a backen
 container (both Python, `use_bin_type=True`) sends, and what the Python agent would forward
 for it: packb(unpackb(x, use_list=False, strict_map_key=False), use_bin_type=True). (On the
 container side the Python agent unpacks with strict keys and fails on a non-str key; the
-agent keeps such keys, as the backend link does.) A value whose str is not UTF-8 cannot be
-loaded at all (raw=False): "expected" is null for it.
+agent keeps such keys in inputdata, as the backend link does, and refuses them in a result.) A value whose str is not UTF-8 cannot be
+loaded at all (raw=False): "expected" is null for it. A custom with a key that is not a str
+(custom_int_keys) is not forwarded: the frontend could not store it, the job crashes.
 """
 import json, math, sys
 import msgpack
@@ -69,12 +70,15 @@ def main():
         return
     values = corpus()
     flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    # what reaches the frontend has string keys only (MongoDB stores no other)
+    string_keys = {k: v for k, v in values.items() if k != "int_keys"}
     inputdata = dict({"@state": "old state", "mode": "echo-input"}, **values)
     # a str whose bytes are not UTF-8: Python's own unpack (raw=False) fails on it
     bad_str = b"\xa3\xc3\x28\xff"
     json.dump({
         "inputdata": entry(pack(inputdata)),
-        "custom": entry(pack(values)),
+        "custom": entry(pack(string_keys)),
+        "custom_int_keys": entry(pack(values)),
         "tests": entry(pack(flat)),
         "problems": entry(pack(flat)),
         "state": entry(pack(values["unicode"])),
