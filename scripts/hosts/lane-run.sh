@@ -43,7 +43,9 @@ fi
 docker image inspect inginious-agent-docker/sample:latest >/dev/null 2>&1 || { say "the grading images are not loaded"; finish 3; }
 
 cd /lane/project || finish 3
-export IAD_HOST_LANE="$HOST" IAD_TEST_SLOWNESS=20 NO_COLOR=1
+# The engine is as slow as the rest here: its calls get the deadline they would have on a real
+# host times the slowness (the agent's own default is 30 s).
+export IAD_HOST_LANE="$HOST" IAD_TEST_SLOWNESS=20 IAD_ENGINE_CALL_TIMEOUT_MS=600000 NO_COLOR=1
 # shellcheck disable=SC2086
 node --test --test-concurrency=1 --test-timeout="$TEST_TIMEOUT_MS" --test-reporter=spec $TESTS
 status=$?
