@@ -19,12 +19,13 @@ import { layerRefusal, taskVolumeName } from "../src/jobs/task-layer.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
+import type { FolderIdentity } from "../src/jobs/task-identity.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
-import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight } from "./warm-layer.js";
+import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight, type WarmLayerRefusal } from "./warm-layer.js";
 
 /**
  * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
@@ -51,10 +52,10 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   ctx.paths = warm.layered ? { ...jobPaths(t.jobDir, jobLayerOf(t)), taskVolume: taskVolumeName(t.jobDir) } : jobPaths(t.jobDir);
   const owned = await ctx.api.containerCreated(t.jobId, warm.containerId, "grading");
   let failure: Error | null = null;
-  let unlayered: string | null = null;
+  let unlayered: WarmLayerRefusal | null = null;
   if (owned) {
     try {
-      unlayered = fill(ctx, warm.layered, ctx.paths);
+      unlayered = fill(ctx, warm, ctx.paths);
     } catch (err) {
       failure = err as Error;
     }
@@ -67,11 +68,17 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   }
   if (unlayered !== null) {
     stream?.destroy();
-    log.info({ task: t.taskDir, reason: unlayered }, "the task can no longer be layered: not using the warm grading container made for it");
+    if (unlayered.changed !== null) {
+      log.info({ task: t.taskDir, reason: unlayered.reason }, "the task folder changed since its warm grading container was made: not using it");
+      ctx.api.taskFolderChanged(t.jobId, unlayered.changed.was, unlayered.changed.now).catch(() => {});
+    } else {
+      log.info({ task: t.taskDir, reason: unlayered.reason }, "the task can no longer be layered: not using the warm grading container made for it");
+    }
     return goCold(ctx, container, log);
   }
   if (!running) {
     stream?.destroy();
+    log.info("the warm grading container is not running: using a new one");
     return goCold(ctx, container, log);
   }
   failure ??= attached instanceof Error ? attached : updated instanceof Error ? updated : null;
@@ -90,13 +97,14 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
 
 /**
  * The job directory's task: copied in (an environment's warm container), or, in a task's, the
- * copied folders made again (null, or why the task cannot be layered now: then a new container).
+ * copied folders made again (null, or why the container cannot serve the job: then a new container).
  */
-function fill(ctx: JobContext, layered: boolean, p: JobPaths): string | null {
+function fill(ctx: JobContext, warm: NonNullable<JobTask["warm"]>, p: JobPaths): WarmLayerRefusal | null {
   const t = ctx.task;
-  if (layered) {
-    const refused = refreshWarmLayer(t, p);
-    reportTaskWeight(ctx, () => refused === null);
+  if (warm.layered) {
+    const refused = refreshWarmLayer(t, p, warm.lower);
+    // a changed folder is still layered (the new container layers it): the task stays heavy
+    reportTaskWeight(ctx, () => refused === null || refused.changed !== null);
     return refused;
   }
   fillJobDirectory(p, t.taskDir, t.courseDir);
@@ -106,7 +114,6 @@ function fill(ctx: JobContext, layered: boolean, p: JobPaths): string | null {
 
 /** The warm container died waiting (an image whose command needs /task before `start`, say), or cannot serve the job: a new one. */
 async function goCold(ctx: JobContext, container: Docker.Container, log: Logger): Promise<Started | NotStarted> {
-  log.info("the warm grading container is not running: using a new one");
   try {
     await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, abortSignal }));
   } catch (err) {
@@ -148,6 +155,7 @@ async function engineCpuNs(container: Docker.Container): Promise<number> {
 export async function createWarm(docker: Docker, log: Logger, task: WarmTask): Promise<WarmCreated> {
   let container: Docker.Container | null = null;
   let layered = false;
+  let lower: FolderIdentity | null = null;
   try {
     let paths: JobPaths;
     if (task.taskDir !== null && task.courseDir !== null) {
@@ -157,7 +165,8 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
         await removeJobFolders(task.jobDir, jobLayerOf(task)).catch(() => {});
         return { kind: "unlayered", detail: made };
       }
-      paths = made;
+      paths = made.paths;
+      lower = made.lower;
     } else {
       paths = prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
     }
@@ -181,13 +190,13 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
     // Where its cgroup is visible, what it used before its job is read when a job takes it.
     if (cgroupCpuNs(container.id, task.cgroupVersion) !== null) {
       log.debug({ container: container.id }, "warm grading container ready");
-      return { kind: "ready", containerId: container.id, cpuBaselineNs: null };
+      return { kind: "ready", containerId: container.id, cpuBaselineNs: null, lower };
     }
     // Else: let the container side reach its read of `start`, then ask the engine what it used.
     if (task.settleMs < 300) await new Promise((r) => setTimeout(r, 300 - task.settleMs));
     const cpuBaselineNs = await engineCpuNs(container);
     log.debug({ container: container.id }, "warm grading container ready");
-    return { kind: "ready", containerId: container.id, cpuBaselineNs };
+    return { kind: "ready", containerId: container.id, cpuBaselineNs, lower };
   } catch (err) {
     // A container the engine did not answer for is left to the main thread's periodic check (it is labelled as this agent's).
     const made = container;

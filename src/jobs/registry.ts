@@ -208,6 +208,10 @@ export class JobRegistry {
         const job = this.jobs.get(jobId);
         if (job?.warmEnv != null && job.warmTask !== null) this.warm.noteTaskWeight(job.warmEnv, job.warmTask, heavy);
       },
+      taskFolderChanged: (jobId, was, now) => {
+        const job = this.jobs.get(jobId);
+        if (job?.warmEnv != null && job.warmTask !== null) this.warm.noteTaskFolderChanged(job.warmEnv, job.warmTask, was, now);
+      },
       sshDebug: (jobId, port, user, password) => {
         const job = this.jobs.get(jobId);
         if (job === undefined || job.phase !== "running" || job.sshSent || this.debugHost === null) return;
