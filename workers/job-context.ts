@@ -7,6 +7,7 @@
  * making an engine call under its deadline (src/docker/deadline.ts), remembering a call that
  * timed out so that the cleanup makes sure nothing of the job is left (workers/cleanup.ts).
  */
+import type { LayerTally } from "../src/limits/layer-memory.js";
 import type * as Comlink from "comlink";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
@@ -56,6 +57,10 @@ export interface JobContext {
   upperDir?: { containerId: string; dir: string | null };
   /** The engine calls of this job that went past their deadline, by name. */
   readonly timedOut: string[];
+  /** MB reserved for its layered /task's kernel memory and added to the grading container's limit (src/limits/layer-memory.ts). */
+  layerMemoryMb: number;
+  /** The walk's count of a task's warm container's layer, when a job takes it (for its allowance). */
+  tally: LayerTally | null;
 }
 
 export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Remote<MainApi>, threadLog: Logger): JobContext {
@@ -70,6 +75,7 @@ export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Rem
     fatal: null, parentGone: false,
     diskRoots: [], disk: null,
     timedOut: [],
+    layerMemoryMb: 0, tally: null,
   };
 }
 

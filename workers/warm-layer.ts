@@ -17,6 +17,7 @@ import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-l
 import { HEAVY_TASK_ENTRIES } from "../src/jobs/warm-pool.js";
 import type { JobContext } from "./job-context.js";
 import { jobLayerOf } from "../src/jobs/layer-place.js";
+import type { LayerTally } from "../src/limits/layer-memory.js";
 import { describeFolder, folderIdentity, sameFolder, type FolderIdentity } from "../src/jobs/task-identity.js";
 
 /** Entries (files, folders, links) under `dir`, counted up to `limit` at most; links are not followed. */
@@ -107,7 +108,7 @@ export interface WarmLayerRefusal {
  * to a new container); the folders the job directory holds as copies are made again from the task
  * as it is now (they are mount points of the container: emptied, not replaced).
  */
-export function refreshWarmLayer(t: JobTask, p: JobPaths, lower: FolderIdentity | null): WarmLayerRefusal | null {
+export function refreshWarmLayer(t: JobTask, p: JobPaths, lower: FolderIdentity | null, tally?: LayerTally): WarmLayerRefusal | null {
   if (t.taskDir === null || t.courseDir === null) return { reason: "the job has no task", changed: null };
   let now: FolderIdentity;
   try {
@@ -119,7 +120,7 @@ export function refreshWarmLayer(t: JobTask, p: JobPaths, lower: FolderIdentity 
   if (!sameFolder(lower, now)) {
     return { reason: `the task folder is ${describeFolder(now)}, its warm container's layer was made over ${describeFolder(lower)}`, changed: { was: lower, now } };
   }
-  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
+  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir, tally);
   if (refused !== null) return { reason: refused, changed: null };
   refuseLinks(t.taskDir, "task", ["student", path.join("student", "scripts"), "systemfiles"]);
   emptyDir(p.student);

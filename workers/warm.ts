@@ -25,6 +25,7 @@ import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, t
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
+import { layerTally, reserveLayerMemory } from "./layer-allowance.js";
 import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight, type WarmLayerRefusal } from "./warm-layer.js";
 
 /**
@@ -37,7 +38,6 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const t = ctx.task;
   const container = ctx.docker.getContainer(warm.containerId);
   const log = ctx.log.child({ container: warm.containerId });
-  const bytes = t.memoryMb * 1024 * 1024;
   const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const engine = Promise.all([
     engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => {
@@ -45,7 +45,8 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
       return i.State?.Running === true;
     }, () => false),
     settle(engineCall(ctx, "attach", (abortSignal) => container.attach({ ...ATTACH_OPTIONS, abortSignal }) as Promise<Duplex>)),
-    warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
+    // a task's container: its memory is set once its layer's allowance is known (below)
+    warm.layered || warm.memoryMb === t.memoryMb ? null : settle(updateMemory(ctx, container, t.memoryMb)),
   ]);
   ctx.grading = container;
   // a task's warm container: the cleanup removes its layer's volume with it
@@ -60,7 +61,8 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
       failure = err as Error;
     }
   }
-  const [running, attached, updated] = await engine;
+  const [running, attached, updatedEnv] = await engine;
+  let updated = updatedEnv;
   const stream = attached instanceof Error ? null : attached;
   if (!owned) {
     stream?.destroy();
@@ -80,6 +82,15 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
     stream?.destroy();
     log.info("the warm grading container is not running: using a new one");
     return goCold(ctx, container, log);
+  }
+  if (warm.layered && failure === null && !(attached instanceof Error)) {
+    // the layer's kernel memory is allowed beside the job's (workers/layer-allowance.ts); refused: a new container, which copies
+    if (ctx.tally === null || !(await reserveLayerMemory(ctx, ctx.tally))) {
+      stream?.destroy();
+      return goCold(ctx, container, log);
+    }
+    const limitMb = t.memoryMb + ctx.layerMemoryMb;
+    if (warm.memoryMb !== limitMb) updated = await settle(updateMemory(ctx, container, limitMb));
   }
   failure ??= attached instanceof Error ? attached : updated instanceof Error ? updated : null;
   if (failure !== null || stream === null) {
@@ -102,7 +113,8 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
 function fill(ctx: JobContext, warm: NonNullable<JobTask["warm"]>, p: JobPaths): WarmLayerRefusal | null {
   const t = ctx.task;
   if (warm.layered) {
-    const refused = refreshWarmLayer(t, p, warm.lower);
+    ctx.tally = layerTally(t);
+    const refused = refreshWarmLayer(t, p, warm.lower, ctx.tally);
     // a changed folder is still layered (the new container layers it): the task stays heavy
     reportTaskWeight(ctx, () => refused === null || refused.changed !== null);
     return refused;
@@ -110,6 +122,12 @@ function fill(ctx: JobContext, warm: NonNullable<JobTask["warm"]>, p: JobPaths):
   fillJobDirectory(p, t.taskDir, t.courseDir);
   reportTaskWeight(ctx, () => t.taskDir !== null && t.courseDir !== null && layerRefusal(t.taskDir, t.courseDir, t.jobDir) === null);
   return null;
+}
+
+/** Sets a container's memory limit (and memory+swap: no swap). */
+function updateMemory(ctx: JobContext, container: Docker.Container, memoryMb: number): Promise<unknown> {
+  const bytes = memoryMb * 1024 * 1024;
+  return engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }));
 }
 
 /** The warm container died waiting (an image whose command needs /task before `start`, say), or cannot serve the job: a new one. */
