@@ -72,9 +72,10 @@ test("the walk counts the task's entries for its layer's allowance, and its file
     const data = newTally(true);
     layerRefusal(task, c, "/tmp/job", data);
     assert.deepEqual({ entries: data.entries, dataBytes: data.dataBytes }, { entries: 6, dataBytes: 4096 + 8192 });
-    assert.equal(layerAllowanceMb(newTally(false)), 1, "a task folder alone still rounds up to 1 MB");
-    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), Math.ceil((50_001 * LAYER_BYTES_PER_ENTRY) / 1024 / 1024));
-    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), 123);
+    assert.equal(layerAllowanceMb(meta), 0, "a small task's layer (under 1 MB) changes nothing");
+    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), Math.floor((50_001 * LAYER_BYTES_PER_ENTRY) / 1024 / 1024));
+    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), 122);
+    assert.equal(layerAllowanceMb({ entries: 410, withData: true, dataBytes: 1024 * 1024 }), 2, "pages copied up count too");
   } finally {
     root.remove();
   }

@@ -38,7 +38,11 @@ export function tallyEntry(t: LayerTally, fileSize: number | null): void {
   if (t.withData && fileSize !== null) t.dataBytes += Math.ceil(fileSize / PAGE) * PAGE;
 }
 
-/** MB added to the container's limit and reserved for the layer (0 for an empty tally). */
+/**
+ * MB added to the container's limit and reserved for the layer: whole MB, rounded down, so that
+ * a task of a few hundred entries (under 1 MB of kernel memory, within any limit's slack) changes
+ * nothing of its job's memory.
+ */
 export function layerAllowanceMb(t: LayerTally): number {
-  return Math.ceil((t.entries * LAYER_BYTES_PER_ENTRY + t.dataBytes) / (1024 * 1024));
+  return Math.floor((t.entries * LAYER_BYTES_PER_ENTRY + t.dataBytes) / (1024 * 1024));
 }
