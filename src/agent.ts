@@ -101,6 +101,7 @@ export class GradingAgent implements LinkedCore {
       askMemory: (job, holder, memoryMb) => this.dispatcher.askMemory(job, holder, memoryMb),
       memoryReleased: () => this.dispatcher.pump(),
     });
+    this.registry.agentId = this.id;
     this.dispatcher = new Dispatcher(config.concurrency, this.tmpdir, log, this.registry, ports, this.memory, this.warm, this.outbox);
     const advice = memoryAdvice(config.concurrency, this.memory.usableMb);
     if (advice !== null) log.warn({ check: "memory", hostMb, usableMb: this.memory.usableMb }, advice);

@@ -77,6 +77,8 @@ async function runOne(fault: Fault): Promise<void> {
     containerCreated: (_j: string, id: string) => (created.push(id), Promise.resolve(true)),
     containerRemoved: (_j: string, id: string) => (removed.push(id), Promise.resolve()),
     taskWeight: () => Promise.resolve(),
+    reserveMemory: () => Promise.resolve(true),
+    releaseMemory: () => Promise.resolve(),
   } as unknown as Comlink.Remote<MainApi>;
   const ctx = createJobContext(task, faulty(fault), api, log);
   try {

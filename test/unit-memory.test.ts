@@ -274,7 +274,7 @@ describe("warm containers", () => {
     await r.pool.finish("a"); // no job running now: the environment gets its warm containers
     assert.equal(created(r.pool).length, 2);
     assert.equal(r.memory.heldBy(WARM_GROUP), 600, "two creations of 300 MB under way");
-    for (const [i, t] of created(r.pool).entries()) t.resolve({ kind: "ready", containerId: `w${i}`, cpuBaselineNs: 0 } satisfies WarmCreated);
+    for (const [i, t] of created(r.pool).entries()) t.resolve({ kind: "ready", containerId: `w${i}`, cpuBaselineNs: 0, lower: null } satisfies WarmCreated);
     await until(() => r.warm.ready === 2);
     // past BACK_TO_BACK_GAP_MS: with b running, its environment's next container waits for a pause
     await new Promise((res) => setTimeout(res, BACK_TO_BACK_GAP_MS + 100));

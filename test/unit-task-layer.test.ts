@@ -5,6 +5,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { tempDir } from "./helpers/agent-process.js";
 import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-layer.js";
+import { LAYER_BYTES_PER_ENTRY, layerAllowanceMb, newTally } from "../src/limits/layer-memory.js";
 
 function course(): { root: ReturnType<typeof tempDir>; course: string; task: string } {
   const root = tempDir("task-layer");
@@ -57,4 +58,25 @@ test("the volume: one name per job directory, the overlay's options, the job's l
     Name: "v", Driver: "local", Labels: { a: "b" },
     DriverOpts: { type: "overlay", device: "overlay", o: "lowerdir=/c/t,upperdir=/j/upper,workdir=/j/work" },
   });
+});
+
+test("the walk counts the task's entries for its layer's allowance, and its files' pages only when data is copied up", () => {
+  const { root, course: c, task } = course();
+  try {
+    writeFileSync(path.join(task, "deep", "big"), "x".repeat(5000)); // two pages
+    symlinkSync("run", path.join(task, "rel"));
+    // task, run, deep, deep/er, deep/big, rel
+    const meta = newTally(false);
+    assert.equal(layerRefusal(task, c, "/tmp/job", meta), null);
+    assert.deepEqual({ entries: meta.entries, dataBytes: meta.dataBytes }, { entries: 6, dataBytes: 0 });
+    const data = newTally(true);
+    layerRefusal(task, c, "/tmp/job", data);
+    assert.deepEqual({ entries: data.entries, dataBytes: data.dataBytes }, { entries: 6, dataBytes: 4096 + 8192 });
+    assert.equal(layerAllowanceMb(meta), 0, "a small task's layer (under 1 MB) changes nothing");
+    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), Math.floor((50_001 * LAYER_BYTES_PER_ENTRY) / 1024 / 1024));
+    assert.equal(layerAllowanceMb({ entries: 50_001, withData: false, dataBytes: 0 }), 122);
+    assert.equal(layerAllowanceMb({ entries: 410, withData: true, dataBytes: 1024 * 1024 }), 2, "pages copied up count too");
+  } finally {
+    root.remove();
+  }
 });

@@ -11,7 +11,7 @@ function clockPool(cap: number, windowMs = 1000): { pool: WarmPool; advance: (ms
 
 let seq = 0;
 function ready(pool: WarmPool, key: string, memoryMb = 100): WarmContainer {
-  const w: WarmContainer = { containerId: `c${++seq}`, jobDir: `/tmp/d${seq}`, key, cpuBaselineNs: null, memoryMb };
+  const w: WarmContainer = { containerId: `c${++seq}`, jobDir: `/tmp/d${seq}`, key, cpuBaselineNs: null, memoryMb, lower: null };
   pool.creationStarted(key);
   pool.creationEnded(key, w);
   return w;

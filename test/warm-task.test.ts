@@ -8,7 +8,7 @@
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AgentProcess, tempDir } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
@@ -72,6 +72,14 @@ async function taskWarm(tmpdir: string): Promise<Map<string, string>> {
     if (task?.Type === "volume" && student !== undefined) out.set(c.Id, path.dirname(path.dirname(student.Source)));
   }
   return out;
+}
+
+/** The lower layer of a container's /task volume (the folder its overlay was made over). */
+async function lowerOf(containerId: string): Promise<string> {
+  const mounts = (await docker.getContainer(containerId).inspect()).Mounts as Array<{ Destination: string; Name?: string }>;
+  const name = mounts.find((m) => m.Destination === "/task")?.Name ?? "";
+  const options = ((await docker.getVolume(name).inspect()) as { Options?: Record<string, string> }).Options ?? {};
+  return /(?:^|,)lowerdir=([^,]*)/.exec(options["o"] ?? "")?.[1] ?? "";
 }
 
 /** Waits for a task's warm container, and for its probation (see warm-pool.ts) to be over. */
@@ -175,6 +183,80 @@ describe("warm containers for a heavy task (--warm 2, layered task folders)", ()
       }, 60_000);
     } finally {
       rmSync(link);
+    }
+  });
+});
+
+describe("a heavy task whose folder is swapped (a link renamed over the old one) between two jobs", () => {
+  const SWAP_COURSE = "warmswap";
+  let root: ReturnType<typeof tempDir> | null = null;
+  let tasks = "";
+  let s: Session;
+  before(async () => {
+    root = tempDir("warmswap");
+    tasks = path.join(root.path, "tasks");
+    const course = path.join(tasks, SWAP_COURSE);
+    for (const release of ["v1", "v2"]) {
+      const task = path.join(course, "releases", release);
+      mkdirSync(path.join(task, "student"), { recursive: true });
+      writeFileSync(path.join(task, "run"), RUN, { mode: 0o755 });
+      writeFileSync(path.join(task, "name.txt"), release);
+      writeFileSync(path.join(task, "student", "given.txt"), `given-${release}`);
+      const data = path.join(task, "data", "d0");
+      mkdirSync(data, { recursive: true });
+      for (let f = 0; f < HEAVY_TASK_ENTRIES + 100; f++) writeFileSync(path.join(data, `f${f}.txt`), `${release}/${f}`);
+    }
+    mkdirSync(path.join(course, "$common"));
+    symlinkSync(path.join("releases", "v1"), path.join(course, "task"));
+    s = await startSession(["--tasks", tasks], { warm: 2 });
+  });
+  afterEach(() => s.assertClean());
+  after(async () => {
+    try {
+      await s?.end();
+    } finally {
+      root?.remove();
+    }
+  });
+
+  async function run(id: string): Promise<Record<string, string>> {
+    await s.backend.send(newJob(id, { course_id: SWAP_COURSE, task_id: "task" }));
+    const [result, text] = (await s.backend.done(id, 120_000))["result"] as [string, string];
+    assert.equal(result, "success", text);
+    return seen(text);
+  }
+
+  test("the job after the swap sees the new task, in a new container; the task's next warm containers are made over it", async () => {
+    const first = await run("swap-1");
+    assert.equal(first["task"], "v1");
+    const overV1 = await readyTaskWarm(s.tmpdir);
+    // the course is updated as a deploy does it: a new link, renamed over the old one (atomic)
+    const link = path.join(tasks, SWAP_COURSE, "task");
+    symlinkSync(path.join("releases", "v2"), `${link}.new`);
+    renameSync(`${link}.new`, link);
+    const events = await recordEvents([`${LABEL_AGENT}=${agentId(s.tmpdir)}`], ["create"]);
+    try {
+      const second = await run("swap-2");
+      assert.equal(second["task"], "v2", "the task's files are the new folder's");
+      assert.equal(second["student"], "given-v2");
+      assert.equal(second["files"], String(HEAVY_TASK_ENTRIES + 100));
+      assert.equal(second["fs"], "overlay", "layered over the new folder");
+      assert.equal(events.ofJob("swap-2").length, 1, "the job ran in a new container");
+      assert.ok(s.agent.logs.some((l) => l["job"] === "swap-2" && /the task folder changed since its warm grading container was made/.test(l.msg)));
+      // the task's other containers, made over v1, go; new ones are made over v2 and serve the next job
+      const v2 = realpathSync(path.join(tasks, SWAP_COURSE, "releases", "v2"));
+      await eventually(async () => {
+        const now = [...(await taskWarm(s.tmpdir)).keys()];
+        assert.ok(overV1.size > 0 && [...overV1.keys()].every((id) => !now.includes(id)), "no container made over the old folder is left");
+        assert.ok(now.length > 0, "the task has warm containers again");
+        assert.deepEqual(await Promise.all(now.map(lowerOf)), now.map(() => v2), "every one made over the new folder");
+      }, 90_000);
+      await readyTaskWarm(s.tmpdir);
+      const third = await run("swap-3");
+      assert.equal(third["task"], "v2");
+      assert.deepEqual(events.ofJob("swap-3"), [], "the next job took a warm container made over the new folder");
+    } finally {
+      events.stop();
     }
   });
 });

@@ -55,7 +55,8 @@ export async function createAndStart(ctx: JobContext, copy = false): Promise<Sta
   let container: Docker.Container;
   try {
     ctx.log.debug("creating grading container");
-    const spec = gradingContainerSpec(t, ctx.paths, t.memoryMb, t.ports, t.network);
+    // a layered /task's kernel memory is allowed on top of the job's own (workers/layer-allowance.ts)
+    const spec = gradingContainerSpec(t, ctx.paths, t.memoryMb + ctx.layerMemoryMb, t.ports, t.network);
     container = await engineCall(ctx, "create", (abortSignal) => ctx.docker.createContainer({ ...spec, abortSignal }));
   } catch (err) {
     if (!copy && layerMountFailed(ctx, err) && (await dropRefusedLayer(ctx, null, err as Error))) return createAndStart(ctx, true);

@@ -20,6 +20,7 @@ import { readOutput, type Output } from "./grading-output.js";
 import { engineCall, killContainer, killStudents, phase, writeToGrading, type JobContext } from "./job-context.js";
 import { inspectOomKilled, statsDelay, watchDiskLimit } from "./job-limits.js";
 import { adoptWarm } from "./warm.js";
+import { exitThreadIfAsked } from "./fault-hook.js";
 
 export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   const t = ctx.task;
@@ -27,6 +28,7 @@ export async function runGrading(ctx: JobContext): Promise<GradingOutcome> {
   if ("text" in started) return { kind: "crash", text: started.text, ...(started.detail !== undefined ? { detail: started.detail } : {}), timeout: false, oomKilled: false };
   const { container, stream } = started;
   const log = ctx.log.child({ container: container.id });
+  exitThreadIfAsked(t.jobId, log);
   const watch = watchLimits(container, {
     cpuSeconds: t.time, wallSeconds: t.hardTime, cpuBaselineNs: started.cpuBaselineNs, statsDelayMs: statsDelay(t.time),
     readCpuNs: cgroupCpuReader(container.id, t.cgroupVersion),

@@ -7,6 +7,7 @@
  * making an engine call under its deadline (src/docker/deadline.ts), remembering a call that
  * timed out so that the cleanup makes sure nothing of the job is left (workers/cleanup.ts).
  */
+import type { LayerTally } from "../src/limits/layer-memory.js";
 import type * as Comlink from "comlink";
 import type Docker from "dockerode";
 import type { Logger } from "../src/log.js";
@@ -64,6 +65,10 @@ export interface JobContext {
   readonly timedOut: string[];
   /** The job's lines that its grader's messages cause, at most so many a second (src/log-limit.ts). */
   readonly floodLog: LogLimiter;
+  /** MB reserved for its layered /task's kernel memory and added to the grading container's limit (src/limits/layer-memory.ts). */
+  layerMemoryMb: number;
+  /** The walk's count of a task's warm container's layer, when a job takes it (for its allowance). */
+  tally: LayerTally | null;
 }
 
 export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Remote<MainApi>, threadLog: Logger): JobContext {
@@ -79,6 +84,7 @@ export function createJobContext(task: JobTask, docker: Docker, api: Comlink.Rem
     diskRoots: [], disk: null,
     timedOut: [],
     floodLog: new LogLimiter(log),
+    layerMemoryMb: 0, tally: null,
   };
 }
 

@@ -15,17 +15,20 @@ import { jobLayerOf } from "../src/jobs/layer-place.js";
 import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-layer.js";
 import { engineCall, type JobContext } from "./job-context.js";
 import { reportTaskWeight } from "./warm-layer.js";
+import { layerTally, releaseLayerMemory, reserveLayerMemory } from "./layer-allowance.js";
 
 /** Makes the job directory (`copy`: a copy even where the layer is possible). */
 export async function prepareTaskFolder(ctx: JobContext, copy = false): Promise<JobPaths> {
   const t = ctx.task;
   if (copy || !t.layeredTasks || t.taskDir === null || t.courseDir === null) return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
-  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
+  const tally = layerTally(t);
+  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir, tally);
   reportTaskWeight(ctx, () => refused === null); // a heavy task gets warm containers of its own (warm-pool.ts)
   if (refused !== null) {
     ctx.log.info({ task: t.taskDir, reason: refused }, "copying the task folder: it cannot be layered");
     return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
   }
+  if (!(await reserveLayerMemory(ctx, tally))) return prepareJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir);
   const volume = taskVolumeName(t.jobDir);
   const p = prepareLayeredJobDirectory(t.jobDir, t.jobDirMarker, t.taskDir, t.courseDir, volume, jobLayerOf(t));
   ctx.paths = p; // the cleanup removes the volume from here on, even if its creation is not answered
@@ -71,6 +74,7 @@ export async function dropRefusedLayer(ctx: JobContext, container: Docker.Contai
 /** Removes the job's volume, layer folder and directory (nothing a container wrote is in them yet). */
 async function dropLayer(ctx: JobContext, why: string): Promise<boolean> {
   ctx.log.warn({ task: ctx.task.taskDir, reason: why }, "copying the task folder: the engine refused its layer");
+  await releaseLayerMemory(ctx);
   const volume = ctx.paths?.taskVolume ?? null;
   if (volume !== null && !(await engineCall(ctx, "volume remove", () => removeVolumeQuietly(ctx.docker, volume, ctx.log)).catch(() => false))) return false;
   try {

@@ -7,7 +7,7 @@
  * container, and a task that can no longer be layered is not run in it. Also: telling the main
  * thread whether a job's task is heavy and layered, by a walk that stops at HEAVY_TASK_ENTRIES.
  */
-import { existsSync, readdirSync, realpathSync, rmSync, type Dirent } from "node:fs";
+import { existsSync, readdirSync, rmSync, type Dirent } from "node:fs";
 import path from "node:path";
 import type Docker from "dockerode";
 import { ENGINE_CALL_MS, withDeadline } from "../src/docker/deadline.js";
@@ -17,6 +17,8 @@ import { layerRefusal, taskVolumeName, taskVolumeSpec } from "../src/jobs/task-l
 import { HEAVY_TASK_ENTRIES } from "../src/jobs/warm-pool.js";
 import type { JobContext } from "./job-context.js";
 import { jobLayerOf } from "../src/jobs/layer-place.js";
+import type { LayerTally } from "../src/limits/layer-memory.js";
+import { describeFolder, folderIdentity, sameFolder, type FolderIdentity } from "../src/jobs/task-identity.js";
 
 /** Entries (files, folders, links) under `dir`, counted up to `limit` at most; links are not followed. */
 export function countEntriesUpTo(dir: string, limit: number): number {
@@ -51,11 +53,21 @@ export function reportTaskWeight(ctx: JobContext, layered: () => boolean): void 
 
 /**
  * The job directory of a warm container made for a task: its layer's directories and volume
- * (created by the engine, with the warm container's labels). Null with the reason when the task
- * cannot be layered now (nothing is made then).
+ * (created by the engine, with the warm container's labels), and the folder the layer is made
+ * over (its identity is taken first: a swap of the task folder from then on is seen by the job
+ * that takes the container). The reason instead when the task cannot be layered now (nothing is
+ * made then).
  */
-export async function prepareWarmLayer(docker: Docker, task: WarmTask & { taskDir: string; courseDir: string }): Promise<JobPaths | string> {
-  const refused = layerRefusal(task.taskDir, task.courseDir, task.jobDir);
+export async function prepareWarmLayer(
+  docker: Docker, task: WarmTask & { taskDir: string; courseDir: string },
+): Promise<{ paths: JobPaths; lower: FolderIdentity } | string> {
+  let lower: FolderIdentity;
+  try {
+    lower = folderIdentity(task.taskDir);
+  } catch (err) {
+    return `cannot resolve the task folder: ${(err as Error).message}`;
+  }
+  const refused = layerRefusal(lower.path, task.courseDir, task.jobDir);
   if (refused !== null) return refused;
   const volume = taskVolumeName(task.jobDir);
   let p: JobPaths;
@@ -65,9 +77,9 @@ export async function prepareWarmLayer(docker: Docker, task: WarmTask & { taskDi
     if (err instanceof TaskFolderError) return err.message;
     throw err;
   }
-  const spec = taskVolumeSpec(volume, realpathSync(task.taskDir), p.upper, p.work, task.labels, task.layerMetacopy);
+  const spec = taskVolumeSpec(volume, lower.path, p.upper, p.work, task.labels, task.layerMetacopy);
   await withDeadline("volume create", ENGINE_CALL_MS, (abortSignal) => docker.createVolume({ ...spec, abortSignal }));
-  return p;
+  return { paths: p, lower };
 }
 
 /** Empties `dir` but for the entries named in `keep` (mount points of the container). */
@@ -82,16 +94,34 @@ function copyInto(src: string, dst: string, courseDir: string, label: string, op
   if (existsSync(src)) copyChecked(src, dst, courseDir, label, opened);
 }
 
+/** Why a job does not run in a task's warm container: the task cannot be layered now, or its folder is another one. */
+export interface WarmLayerRefusal {
+  reason: string;
+  /** The task folder is not the one the container's layer was made over: that one, and what it is now. */
+  changed: { was: FolderIdentity; now: FolderIdentity } | null;
+}
+
 /**
- * What a job that takes a task's warm container does instead of copying its task: the task must
- * still be layered (else the reason, and the job goes to a new container); the folders the job
- * directory holds as copies are made again from the task as it is now (they are mount points of
- * the container: emptied, not replaced).
+ * What a job that takes a task's warm container does instead of copying its task: the task folder
+ * must still be the folder the container's layer was made over (`lower`; a course updated by a
+ * swap of the task folder is another folder) and still be layered (else why not, and the job goes
+ * to a new container); the folders the job directory holds as copies are made again from the task
+ * as it is now (they are mount points of the container: emptied, not replaced).
  */
-export function refreshWarmLayer(t: JobTask, p: JobPaths): string | null {
-  if (t.taskDir === null || t.courseDir === null) return "the job has no task";
-  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir);
-  if (refused !== null) return refused;
+export function refreshWarmLayer(t: JobTask, p: JobPaths, lower: FolderIdentity | null, tally?: LayerTally): WarmLayerRefusal | null {
+  if (t.taskDir === null || t.courseDir === null) return { reason: "the job has no task", changed: null };
+  let now: FolderIdentity;
+  try {
+    now = folderIdentity(t.taskDir);
+  } catch (err) {
+    return { reason: `cannot resolve the task folder: ${(err as Error).message}`, changed: null };
+  }
+  if (lower === null) return { reason: "its warm container's layer was made over a folder not recorded", changed: null };
+  if (!sameFolder(lower, now)) {
+    return { reason: `the task folder is ${describeFolder(now)}, its warm container's layer was made over ${describeFolder(lower)}`, changed: { was: lower, now } };
+  }
+  const refused = layerRefusal(t.taskDir, t.courseDir, t.jobDir, tally);
+  if (refused !== null) return { reason: refused, changed: null };
   refuseLinks(t.taskDir, "task", ["student", path.join("student", "scripts"), "systemfiles"]);
   emptyDir(p.student);
   emptyDir(p.systemfiles);

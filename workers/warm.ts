@@ -19,13 +19,15 @@ import { layerRefusal, taskVolumeName } from "../src/jobs/task-layer.js";
 import { cgroupCpuNs } from "../src/limits/cgroup-cpu.js";
 import { cpuUsageNs } from "../src/limits/container-watch.js";
 import type { JobTask, WarmCreated, WarmTask } from "../src/jobs/job-task.js";
+import type { FolderIdentity } from "../src/jobs/task-identity.js";
 import { gradingContainerSpec } from "./container-specs.js";
 import { ATTACH_OPTIONS, createAndStart, KILLED_BEFORE_START, type NotStarted, type Started } from "./grading-container.js";
 import { GradingStdin } from "./grading-stdin.js";
 import { engineCall, phase, type JobContext } from "./job-context.js";
 import { upperDirOf } from "./job-limits.js";
 import { setOomGroup } from "../src/limits/oom-group.js";
-import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight } from "./warm-layer.js";
+import { layerTally, reserveLayerMemory } from "./layer-allowance.js";
+import { prepareWarmLayer, refreshWarmLayer, reportTaskWeight, type WarmLayerRefusal } from "./warm-layer.js";
 
 /**
  * The warm path: the container is running and waiting for `start`, its directory bound. Fill the
@@ -37,7 +39,6 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const t = ctx.task;
   const container = ctx.docker.getContainer(warm.containerId);
   const log = ctx.log.child({ container: warm.containerId });
-  const bytes = t.memoryMb * 1024 * 1024;
   const settle = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const engine = Promise.all([
     engineCall(ctx, "inspect", (abortSignal) => container.inspect({ abortSignal })).then((i) => {
@@ -45,7 +46,8 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
       return i.State?.Running === true;
     }, () => false),
     settle(engineCall(ctx, "attach", (abortSignal) => container.attach({ ...ATTACH_OPTIONS, abortSignal }) as Promise<Duplex>)),
-    warm.memoryMb === t.memoryMb ? null : settle(engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }))),
+    // a task's container: its memory is set once its layer's allowance is known (below)
+    warm.layered || warm.memoryMb === t.memoryMb ? null : settle(updateMemory(ctx, container, t.memoryMb)),
   ]);
   ctx.grading = container;
   // a task's warm container: the cleanup removes its layer's volume with it
@@ -53,16 +55,17 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   const owned = await ctx.api.containerCreated(t.jobId, warm.containerId, "grading");
   let failure: Error | null = null;
   let fillFailed = false;
-  let unlayered: string | null = null;
+  let unlayered: WarmLayerRefusal | null = null;
   if (owned) {
     try {
-      unlayered = fill(ctx, warm.layered, ctx.paths);
+      unlayered = fill(ctx, warm, ctx.paths);
     } catch (err) {
       failure = err as Error;
       fillFailed = true;
     }
   }
-  const [running, attached, updated] = await engine;
+  const [running, attached, updatedEnv] = await engine;
+  let updated = updatedEnv;
   const stream = attached instanceof Error ? null : attached;
   if (!owned) {
     stream?.destroy();
@@ -70,12 +73,27 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
   }
   if (unlayered !== null) {
     stream?.destroy();
-    log.info({ task: t.taskDir, reason: unlayered }, "the task can no longer be layered: not using the warm grading container made for it");
+    if (unlayered.changed !== null) {
+      log.info({ task: t.taskDir, reason: unlayered.reason }, "the task folder changed since its warm grading container was made: not using it");
+      ctx.api.taskFolderChanged(t.jobId, unlayered.changed.was, unlayered.changed.now).catch(() => {});
+    } else {
+      log.info({ task: t.taskDir, reason: unlayered.reason }, "the task can no longer be layered: not using the warm grading container made for it");
+    }
     return goCold(ctx, container, log);
   }
   if (!running) {
     stream?.destroy();
+    log.info("the warm grading container is not running: using a new one");
     return goCold(ctx, container, log);
+  }
+  if (warm.layered && failure === null && !(attached instanceof Error)) {
+    // the layer's kernel memory is allowed beside the job's (workers/layer-allowance.ts); refused: a new container, which copies
+    if (ctx.tally === null || !(await reserveLayerMemory(ctx, ctx.tally))) {
+      stream?.destroy();
+      return goCold(ctx, container, log);
+    }
+    const limitMb = t.memoryMb + ctx.layerMemoryMb;
+    if (warm.memoryMb !== limitMb) updated = await settle(updateMemory(ctx, container, limitMb));
   }
   failure ??= attached instanceof Error ? attached : updated instanceof Error ? updated : null;
   if (failure !== null || stream === null) {
@@ -94,13 +112,15 @@ export async function adoptWarm(ctx: JobContext, warm: NonNullable<JobTask["warm
 
 /**
  * The job directory's task: copied in (an environment's warm container), or, in a task's, the
- * copied folders made again (null, or why the task cannot be layered now: then a new container).
+ * copied folders made again (null, or why the container cannot serve the job: then a new container).
  */
-function fill(ctx: JobContext, layered: boolean, p: JobPaths): string | null {
+function fill(ctx: JobContext, warm: NonNullable<JobTask["warm"]>, p: JobPaths): WarmLayerRefusal | null {
   const t = ctx.task;
-  if (layered) {
-    const refused = refreshWarmLayer(t, p);
-    reportTaskWeight(ctx, () => refused === null);
+  if (warm.layered) {
+    ctx.tally = layerTally(t);
+    const refused = refreshWarmLayer(t, p, warm.lower, ctx.tally);
+    // a changed folder is still layered (the new container layers it): the task stays heavy
+    reportTaskWeight(ctx, () => refused === null || refused.changed !== null);
     return refused;
   }
   fillJobDirectory(p, t.taskDir, t.courseDir);
@@ -108,9 +128,14 @@ function fill(ctx: JobContext, layered: boolean, p: JobPaths): string | null {
   return null;
 }
 
+/** Sets a container's memory limit (and memory+swap: no swap). */
+function updateMemory(ctx: JobContext, container: Docker.Container, memoryMb: number): Promise<unknown> {
+  const bytes = memoryMb * 1024 * 1024;
+  return engineCall(ctx, "update", (abortSignal): Promise<unknown> => container.update({ Memory: bytes, MemorySwap: bytes, abortSignal }));
+}
+
 /** The warm container died waiting (an image whose command needs /task before `start`, say), or cannot serve the job: a new one. */
 async function goCold(ctx: JobContext, container: Docker.Container, log: Logger): Promise<Started | NotStarted> {
-  log.info("the warm grading container is not running: using a new one");
   try {
     await engineCall(ctx, "remove", (abortSignal) => container.remove({ force: true, abortSignal }));
   } catch (err) {
@@ -152,6 +177,7 @@ async function engineCpuNs(container: Docker.Container): Promise<number> {
 export async function createWarm(docker: Docker, log: Logger, task: WarmTask): Promise<WarmCreated> {
   let container: Docker.Container | null = null;
   let layered = false;
+  let lower: FolderIdentity | null = null;
   try {
     let paths: JobPaths;
     if (task.taskDir !== null && task.courseDir !== null) {
@@ -161,7 +187,8 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
         await removeJobFolders(task.jobDir, jobLayerOf(task)).catch(() => {});
         return { kind: "unlayered", detail: made };
       }
-      paths = made;
+      paths = made.paths;
+      lower = made.lower;
     } else {
       paths = prepareJobDirectory(task.jobDir, task.jobDirMarker, null, null);
     }
@@ -185,13 +212,13 @@ export async function createWarm(docker: Docker, log: Logger, task: WarmTask): P
     // Where its cgroup is visible, what it used before its job is read when a job takes it.
     if (cgroupCpuNs(container.id, task.cgroupVersion) !== null) {
       log.debug({ container: container.id }, "warm grading container ready");
-      return { kind: "ready", containerId: container.id, cpuBaselineNs: null };
+      return { kind: "ready", containerId: container.id, cpuBaselineNs: null, lower };
     }
     // Else: let the container side reach its read of `start`, then ask the engine what it used.
     if (task.settleMs < 300) await new Promise((r) => setTimeout(r, 300 - task.settleMs));
     const cpuBaselineNs = await engineCpuNs(container);
     log.debug({ container: container.id }, "warm grading container ready");
-    return { kind: "ready", containerId: container.id, cpuBaselineNs };
+    return { kind: "ready", containerId: container.id, cpuBaselineNs, lower };
   } catch (err) {
     // A container the engine did not answer for is left to the main thread's periodic check (it is labelled as this agent's).
     const made = container;

@@ -265,7 +265,9 @@ export class Dispatcher {
       job.jobDir = warm.jobDir;
       job.ranWarm = true;
       const layered = taskDirOf(warm.key) !== null;
-      this.run(job, { ...task, jobDir: warm.jobDir, warm: { containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb, layered } });
+      this.run(job, { ...task, jobDir: warm.jobDir, warm: {
+        containerId: warm.containerId, cpuBaselineNs: warm.cpuBaselineNs, memoryMb: warm.memoryMb, layered, lower: warm.lower,
+      } });
       return "started";
     }
     if (warmKey !== null && this.warm.awaitable(warmKey) > (promised.get(warmKey) ?? 0) && !this.warmWaitOver(job)) {

@@ -6,6 +6,7 @@ import { MessagePort } from "node:worker_threads";
 import type { ContainerRole } from "../docker/labels.js";
 import type { JobResultKind } from "../protocol/messages.js";
 import type { Packed } from "../protocol/msgpack.js";
+import type { FolderIdentity } from "./task-identity.js";
 
 export interface StudentEnvironment {
   image: string;
@@ -75,9 +76,10 @@ export interface JobSpec {
   envtypeHasSsh: boolean;
   /**
    * A warm container (already started, its directory bound at jobDir) to run the job in; `layered`:
-   * its /task is already the job's task layered (warm-pool.ts, heavy tasks), else the task is copied in.
+   * its /task is already the job's task layered (warm-pool.ts, heavy tasks), else the task is copied in;
+   * `lower`: for a layered one, the folder its layer was made over (task-identity.ts).
    */
-  warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number; layered: boolean } | null;
+  warm: { containerId: string; cpuBaselineNs: number | null; memoryMb: number; layered: boolean; lower: FolderIdentity | null } | null;
 }
 
 /** One job as the worker runs it: what was sent for it, with the pool's settings. */
@@ -107,6 +109,8 @@ export type WarmCreated =
     containerId: string;
     /** CPU time (ns) used before any job; null: read from its cgroup when a job takes it. */
     cpuBaselineNs: number | null;
+    /** Made for a task: the folder its layer's lower layer is (task-identity.ts); else null. */
+    lower: FolderIdentity | null;
   }
   /** The container exited while settling (removed, with its directory): its image does not wait for `start`. */
   | { kind: "exited"; detail: string }
@@ -150,6 +154,12 @@ export interface MainApi {
    * only): heavy and layered, or not. Heavy tasks get warm containers of their own (warm-pool.ts).
    */
   taskWeight(jobId: string, heavy: boolean): void;
+  /**
+   * The job's worker found that its task folder is no longer the folder its warm container's
+   * layer was made over (`was`; `now`: what it is now): the task's other warm containers made
+   * over another folder go.
+   */
+  taskFolderChanged(jobId: string, was: FolderIdentity, now: FolderIdentity): void;
   /** Forwards SSH debug access; ignored after the first one of a job. */
   sshDebug(jobId: string, port: number, user: string, password: string): void;
   /**

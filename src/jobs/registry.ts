@@ -9,16 +9,15 @@
  */
 import type { EventEmitter } from "node:events";
 import type Docker from "dockerode";
-import { killQuietly, removeQuietly, removeVolumeQuietly } from "../docker/engine.js";
+import { ENGINE_RECOVERY_MS } from "../docker/deadline.js";
+import { killQuietly } from "../docker/engine.js";
 import type { MemoryBudget } from "../limits/memory-budget.js";
 import type { PortPool } from "../limits/port-pool.js";
 import type { Outbox } from "./outbox.js";
 import type { Logger } from "../log.js";
 import type { AgentJobDone, BackendKillJob, BadFrameError, EncodedJobDone } from "../protocol/messages.js";
 import { Job, RecentJobs } from "./job.js";
-import { removeJobDirectory } from "./job-directory.js";
-import { jobLayerFolder } from "./layer-place.js";
-import { taskVolumeName } from "./task-layer.js";
+import { removeLeftovers } from "./leftovers.js";
 import type { GradingOutcome, MainApi, PhaseTimings, WorkerOutcome } from "./job-task.js";
 import type { AgentEvents } from "./observed.js";
 import { composeOutcome, jobDone } from "./outcome.js";
@@ -53,6 +52,8 @@ export class JobRegistry {
   debugHost: string | null = null;
   /** The agent's folder of jobs' layer folders (layer-place.ts), or null; set once at start. */
   taskLayersDir: string | null = null;
+  /** The agent's id (its containers' LABEL_AGENT), to list a dead worker's containers; set once at start. */
+  agentId = "";
 
   constructor(
     private readonly docker: Docker,
@@ -109,14 +110,18 @@ export class JobRegistry {
     this.closeWith(job, outcome);
   }
 
-  /** The job's pool task failed: the job crashed, and what the worker left is removed from here. */
-  workerFailed(job: Job, err: Error): void {
+  /**
+   * The job's pool task failed (its thread died): the job crashed, and what the worker left is
+   * removed from here. Settles once its containers are gone (or the engine did not let them go
+   * within ENGINE_RECOVERY_MS): only then does workerFinished release its slot, memory and ports.
+   */
+  async workerFailed(job: Job, err: Error): Promise<void> {
     this.log.error({ job: job.id, err: err.message }, "worker failed while running the job");
     this.close(job, composeOutcome(
       { jobId: job.id, previousState: job.previousState, stoppedBy: job.stoppedBy },
       { kind: "crash", text: "The agent failed while running this job. Please retry.", timeout: false, oomKilled: false },
     ));
-    void this.cleanupAfter(job, [...job.containers]);
+    await this.cleanupAfter(job, ENGINE_RECOVERY_MS);
   }
 
   /**
@@ -202,6 +207,10 @@ export class JobRegistry {
       taskWeight: (jobId, heavy) => {
         const job = this.jobs.get(jobId);
         if (job?.warmEnv != null && job.warmTask !== null) this.warm.noteTaskWeight(job.warmEnv, job.warmTask, heavy);
+      },
+      taskFolderChanged: (jobId, was, now) => {
+        const job = this.jobs.get(jobId);
+        if (job?.warmEnv != null && job.warmTask !== null) this.warm.noteTaskFolderChanged(job.warmEnv, job.warmTask, was, now);
       },
       sshDebug: (jobId, port, user, password) => {
         const job = this.jobs.get(jobId);
@@ -306,25 +315,17 @@ export class JobRegistry {
       for (const id of job.containers) void killQuietly(this.docker, id, this.log);
       waits.push(
         Promise.race([run.settled, new Promise<void>((r) => setTimeout(r, timeoutMs))]).then(() =>
-          this.running.has(job.id) ? this.cleanupAfter(job, [...job.containers]) : undefined,
+          this.running.has(job.id) ? this.cleanupAfter(job, timeoutMs) : undefined,
         ),
       );
     }
     await Promise.all(waits);
   }
 
-  /** Removes what a job's worker left (it died, or did not let go in time). */
-  private async cleanupAfter(job: Job, containers: string[]): Promise<void> {
-    await Promise.all(containers.map((id) => removeQuietly(this.docker, id, this.log)));
-    for (const id of containers) this.containerOwner.delete(id);
-    await removeVolumeQuietly(this.docker, taskVolumeName(job.jobDir), this.log);
-    const layer = jobLayerFolder(this.taskLayersDir, job.jobDir);
-    for (const dir of layer === null ? [job.jobDir] : [layer, job.jobDir]) {
-      try {
-        await removeJobDirectory(dir);
-      } catch (err) {
-        this.log.error({ job: job.id, dir, err: (err as Error).message }, "failed to remove job directory");
-      }
-    }
+  /** Removes what a job's worker left (it died, or did not let go in time), for at most `boundMs`. */
+  private async cleanupAfter(job: Job, boundMs: number): Promise<void> {
+    const containers = [...job.containers];
+    await removeLeftovers({ docker: this.docker, log: this.log, agent: this.agentId, taskLayersDir: this.taskLayersDir }, job, boundMs);
+    for (const id of containers) if (!job.containers.has(id)) this.containerOwner.delete(id);
   }
 }

@@ -14,6 +14,10 @@ import type { Logger } from "../log.js";
 import { LogLimiter } from "../log-limit.js";
 import type { Job } from "./job.js";
 import type { WarmContainers } from "./warm-containers.js";
+import { LAYER_HOLDER } from "../limits/layer-memory.js";
+
+/** What asks, in log lines: a student container (its socket id), or a layered /task's allowance (layer-memory.ts). */
+const asker = (holder: string): string => (holder === LAYER_HOLDER ? "the task layer's allowance" : "student container");
 
 interface MemoryWait {
   job: Job;
@@ -45,14 +49,14 @@ export class StudentMemory {
     const held = this.memory.heldBy(job.id);
     if (!this.memory.couldEverFit(held + memoryMb)) {
       this.limiter(job).warn(this.log, { job: job.id, socket: holder, memoryMb, heldMb: held, usableMb: this.memory.usableMb },
-        "student container refused: its memory could never fit beside its job's");
+        `${asker(holder)} refused: its memory could never fit beside its job's`);
       return Promise.resolve(false);
     }
     if (this.waits.length === 0 && this.memory.reserve(job.id, holder, memoryMb)) return Promise.resolve(true);
     return new Promise((answer) => {
       this.waits.push({ job, holder, memoryMb, answer });
       this.limiter(job).info(this.log, { job: job.id, socket: holder, memoryMb, reservedMb: this.memory.reservedMb, usableMb: this.memory.usableMb },
-        "student container waits for memory");
+        `${asker(holder)} waits for memory`);
       this.pump();
     });
   }
@@ -76,7 +80,7 @@ export class StudentMemory {
       if (!this.memory.groups().every((g) => waitingJobs.has(g))) return true;
       this.waits.shift();
       this.limiter(w.job).warn(this.log, { job: w.job.id, socket: w.holder, memoryMb: w.memoryMb, reservedMb: this.memory.reservedMb },
-        "student container refused: only jobs waiting for memory themselves hold it");
+        `${asker(w.holder)} refused: only jobs waiting for memory themselves hold it`);
       w.answer(false);
     }
     return false;

@@ -9,9 +9,10 @@
  * directory inside the course, the layer shows the link), or the paths cannot be written in the
  * mount's options, `layerRefusal` says why and the job copies as before.
  */
-import { readdirSync, realpathSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { isInside } from "./copy-tree.js";
+import { tallyEntry, type LayerTally } from "../limits/layer-memory.js";
 
 /** The volume of a job directory: one name per job, derived so that any cleanup can find it. */
 export function taskVolumeName(jobDir: string): string {
@@ -32,9 +33,10 @@ export function unsafePathRefusal(...paths: string[]): string | null {
 
 /**
  * Why `taskDir` cannot be the lower layer of a job's `/task` (null: it can). Walks the task's
- * directories once (names and types only; a stat only for each link).
+ * directories once (names and types only; a stat only for each link, and for each file when
+ * `tally` counts data), counting its entries into `tally` (the layer's memory, layer-memory.ts).
  */
-export function layerRefusal(taskDir: string, courseDir: string, jobDir: string): string | null {
+export function layerRefusal(taskDir: string, courseDir: string, jobDir: string, tally?: LayerTally): string | null {
   let lower: string;
   let courseReal: string;
   try {
@@ -46,7 +48,7 @@ export function layerRefusal(taskDir: string, courseDir: string, jobDir: string)
   if (!isInside(lower, courseReal)) return "the task folder is a link to a folder outside the course folder";
   const unsafe = unsafePathRefusal(lower, jobDir);
   if (unsafe !== null) return unsafe;
-  const walked = linkToWalk(lower, courseReal, [lower]);
+  const walked = linkToWalk(lower, courseReal, [lower], tally);
   return walked === null ? null : `${path.relative(lower, walked)} is a link to a directory inside the course, which the copy expands`;
 }
 
@@ -55,12 +57,13 @@ export function layerRefusal(taskDir: string, courseDir: string, jobDir: string)
  * directory inside the course that does not contain a directory being walked (`ancestors`, real
  * paths, outermost first; the copy keeps a link to `.` or `..` as a link).
  */
-function linkToWalk(dir: string, courseReal: string, ancestors: string[]): string | null {
+function linkToWalk(dir: string, courseReal: string, ancestors: string[], tally?: LayerTally): string | null {
   if (ancestors.length > MAX_DEPTH) return null;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
+    if (tally !== undefined) tallyEntry(tally, tally.withData && e.isFile() ? lstatSync(p).size : null);
     if (e.isDirectory()) {
-      const found = linkToWalk(p, courseReal, [...ancestors, path.join(ancestors[ancestors.length - 1]!, e.name)]);
+      const found = linkToWalk(p, courseReal, [...ancestors, path.join(ancestors[ancestors.length - 1]!, e.name)], tally);
       if (found !== null) return found;
     } else if (e.isSymbolicLink() && walkable(p, courseReal, ancestors)) {
       return p;

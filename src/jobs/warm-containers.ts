@@ -17,6 +17,7 @@ import { JOB_DIR_PREFIX, removeJobFolders } from "./job-directory.js";
 import { jobLayerFolder } from "./layer-place.js";
 import type { WarmCreated, WarmSpec } from "./job-task.js";
 import { taskVolumeName } from "./task-layer.js";
+import { describeFolder, sameFolder, type FolderIdentity } from "./task-identity.js";
 import { envKeyOf, taskDirOf, taskKeyOf, WarmPool, type WarmContainer } from "./warm-pool.js";
 
 /** What every warm container gets but its directory, image and runtime: its default memory and its labels. */
@@ -26,6 +27,9 @@ export type WarmSettings = Pick<WarmSpec, "memoryMb" | "labels">;
 export function warmKey(envtype: string, environment: string, image: string, runtime: string): string {
   return [envtype, environment, image, runtime].join("\0");
 }
+
+/** Old folders remembered per task (a swap each): enough for deploys that come faster than jobs. */
+const OLD_FOLDERS_KEPT = 4;
 
 export class WarmContainers {
   private readonly pool: WarmPool;
@@ -38,6 +42,8 @@ export class WarmContainers {
   private stopping = false;
   /** MB held by ready containers being removed to make room for a job (released once they are gone). */
   private evictingMb = 0;
+  /** Folders a job found its task had been swapped away from (by task key): a container made over one of them is not kept. */
+  private readonly oldFolders = new Map<string, FolderIdentity[]>();
 
   constructor(
     cap: number,
@@ -86,6 +92,21 @@ export class WarmContainers {
     this.log.info({ task: taskDir, heavy }, heavy ? "heavy task: its jobs get warm containers of their own" : "the task is no longer heavy and layered: its jobs share their environment's warm containers");
     this.removeStale(); // the environment's own may be no one's now, or this task's
     this.onCreationEnded(); // replacements for the key the environment's jobs now want
+  }
+
+  /**
+   * A job found its task folder changed since its warm container was made (`was`: the folder that
+   * container's layer was made over): the task's ready containers made over another folder than
+   * `now` go, and so does each one being made over `was` once it is ready.
+   */
+  noteTaskFolderChanged(key: string, taskDir: string, was: FolderIdentity, now: FolderIdentity): void {
+    const old = this.oldFolders.get(taskKeyOf(key, taskDir)) ?? [];
+    if (!old.some((f) => sameFolder(f, was))) this.oldFolders.set(taskKeyOf(key, taskDir), [was, ...old].slice(0, OLD_FOLDERS_KEPT));
+    const gone = this.pool.removeWhere(taskKeyOf(key, taskDir), (w) => w.lower !== null && !sameFolder(w.lower, now));
+    if (gone.length === 0) return;
+    this.log.info({ task: taskDir, now: describeFolder(now), containers: gone.length }, "the task folder changed: removing its warm grading containers made over the old one");
+    for (const w of gone) void this.remove(w);
+    this.onCreationEnded(); // replacements, over the task as it is now
   }
 
   noteJobEnded(key: string): void {
@@ -184,12 +205,16 @@ export class WarmContainers {
           return undefined;
         }
         const w: WarmContainer = {
-          containerId: created.containerId, jobDir, key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb,
+          containerId: created.containerId, jobDir, key, cpuBaselineNs: created.cpuBaselineNs, memoryMb: task.memoryMb, lower: created.lower,
         };
         this.ids.add(w.containerId);
-        if (this.stopping) {
+        const lower = w.lower;
+        const outdated = lower !== null && (this.oldFolders.get(key) ?? []).some((f) => sameFolder(f, lower));
+        if (this.stopping || outdated) {
           this.pool.creationEnded(key, null);
-          return this.remove(w);
+          if (!outdated) return this.remove(w);
+          this.log.info({ container: w.containerId, task: taskDir }, "a warm grading container was made over the task's old folder: removing it");
+          return this.remove(w).then(() => this.onCreationEnded());
         }
         this.pool.creationEnded(key, w);
         this.log.debug({ container: w.containerId, envtype, environment: name, task: taskDir }, "warm grading container ready");

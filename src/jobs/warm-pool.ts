@@ -30,6 +30,7 @@
  *
  * Pure bookkeeping: the agent creates and removes the containers.
  */
+import type { FolderIdentity } from "./task-identity.js";
 
 /** See WarmPool.settleMsFor. */
 export const WARM_PROBATION_SETTLE_MS = 1000;
@@ -76,6 +77,8 @@ export interface WarmContainer {
   cpuBaselineNs: number | null;
   /** Its memory limit: a job that asks for the same needs no update before it starts. */
   memoryMb: number;
+  /** A task's container: the folder its layer was made over (task-identity.ts); else null. */
+  lower: FolderIdentity | null;
 }
 
 export class WarmPool {
@@ -308,6 +311,14 @@ export class WarmPool {
     const keys = [...this.ready.entries()].filter(([, list]) => list.length > 0)
       .sort((x, y) => this.demandOf(x[0]) - this.demandOf(y[0]));
     return keys[0]?.[1].shift() ?? null;
+  }
+
+  /** Takes out the ready containers of `key` that `gone` picks. */
+  removeWhere(key: string, gone: (w: WarmContainer) => boolean): WarmContainer[] {
+    const list = this.ready.get(key) ?? [];
+    const out = list.filter(gone);
+    this.ready.set(key, list.filter((w) => !gone(w)));
+    return out;
   }
 
   /** Empties the pool (shutdown, restart). */
