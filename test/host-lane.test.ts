@@ -63,48 +63,58 @@ describe("layered task folders, warm containers", () => {
     const killed = s.backend.waitFor((m) => m["@type"] === "AgentJobStarted" && m["job_id"] === "killed", WAIT_MS)
       .then(() => new Promise((r) => setTimeout(r, 3000)))
       .then(() => s.backend.send({ type: "BackendKillJob", job_id: "killed", state: "" }));
+    // Limits only the jobs about limits come near: twelve jobs at once are slow on an emulated host.
+    const roomy = { time: 300, hard_time: 1200 };
     const d = await runAll(s, {
-      "success": { task_id: "success", inputdata: { q1: "print(1)", "@state": "" } },
-      "failed": { task_id: "failed" },
-      "crash": { task_id: "exit3" },
+      "success": { task_id: "success", inputdata: { q1: "print(1)", "@state": "" }, limits: roomy },
+      "failed": { task_id: "failed", limits: roomy },
+      "crash": { task_id: "exit3", limits: roomy },
       "cpu": { task_id: "cpu", limits: { time: 2, hard_time: 3600 } },
       "wall": { task_id: "sleep", limits: { time: 3600, hard_time: 5 } },
-      "memory": { task_id: "memory", limits: { time: 120, hard_time: 600, memory: 64 } },
-      "disk": { task_id: "host-disk", limits: { time: 120, hard_time: 600, disk: 10 } },
+      "memory": { task_id: "memory", limits: { ...roomy, memory: 64 } },
+      "disk": { task_id: "host-disk", limits: { ...roomy, disk: 10 } },
       "killed": { task_id: "sleep", limits: { time: 3600, hard_time: 3600 } },
-      "student": { task_id: "student", limits: { time: 120, hard_time: 600 } },
-      "student-mem": { task_id: "student-mem", limits: { time: 120, hard_time: 600 } },
-      "student-cpu": { task_id: "student-cpu", limits: { time: 120, hard_time: 600 } },
-      "facts": { task_id: "host-facts", limits: { time: 120, hard_time: 600 } },
+      "student": { task_id: "student", limits: roomy },
+      "student-mem": { task_id: "student-mem", limits: roomy },
+      "student-cpu": { task_id: "student-cpu", limits: roomy },
+      "facts": { task_id: "host-facts", limits: roomy },
     });
     await killed;
-    assert.deepEqual(resultOf(d["success"]!), ["success", "Well done: you wrote print(1)"]);
+    // Every job's result against what it must be, all reported at once.
+    const expected: Record<string, [string, RegExp]> = {
+      "success": ["success", /^Well done: you wrote print\(1\)$/],
+      "failed": ["failed", /^Wrong answer$/],
+      "crash": ["crash", /./],
+      "cpu": ["timeout", /./],
+      "wall": ["timeout", /./],
+      "memory": ["overflow", /./],
+      "disk": ["overflow", /wrote too much to disk/],
+      "killed": ["killed", /^$/],
+      "student": ["success", /^code=7 out=hello from the student container$/],
+      "student-mem": ["success", /^code=252$/],
+      "student-cpu": ["success", /^code=253$/],
+      "facts": ["success", new RegExp(`^oom\\.group=${flag()} student=${flag()}/0 task=overlayfs$`)],
+    };
+    const wrong = Object.entries(expected)
+      .filter(([id, [result, text]]) => resultOf(d[id]!)[0] !== result || !text.test(resultOf(d[id]!)[1]))
+      .map(([id, [result, text]]) => `${id}: got ${JSON.stringify(resultOf(d[id]!))}, wanted ${result} ${String(text)}`);
+    assert.deepEqual(wrong, [], "every job's result");
     assert.equal(d["success"]!["grade"], 87.5);
-    assert.deepEqual(resultOf(d["failed"]!), ["failed", "Wrong answer"]);
-    assert.equal(resultOf(d["crash"]!)[0], "crash", resultOf(d["crash"]!)[1]);
-    assert.equal(resultOf(d["cpu"]!)[0], "timeout", resultOf(d["cpu"]!)[1]);
     assert.ok(s.agent.logs.some((l) => l["job"] === "cpu" && /^killing container: CPU time [\d.]+ s over its limit of 2 s$/.test(l.msg)),
       "the CPU limit, read on this host, stopped the CPU job");
     assert.deepEqual(s.agent.logs.filter((l) => l["cpuSource"] === "stats").map((l) => l["job"]), [],
       "every job's CPU time was read from its container's cgroup, none from the engine's stats stream");
-    assert.equal(resultOf(d["wall"]!)[0], "timeout", resultOf(d["wall"]!)[1]);
-    assert.equal(resultOf(d["memory"]!)[0], "overflow", resultOf(d["memory"]!)[1]);
-    assert.equal(resultOf(d["disk"]!)[0], "overflow", resultOf(d["disk"]!)[1]);
-    assert.match(resultOf(d["disk"]!)[1], /wrote too much to disk/);
-    assert.equal(resultOf(d["killed"]!)[0], "killed", resultOf(d["killed"]!)[1]);
-    assert.deepEqual(resultOf(d["student"]!), ["success", "code=7 out=hello from the student container"]);
-    assert.deepEqual(resultOf(d["student-mem"]!), ["success", "code=252"], "a student container over its memory: 252");
-    assert.deepEqual(resultOf(d["student-cpu"]!), ["success", "code=253"], "a student container over its CPU time: 253");
-    assert.deepEqual(resultOf(d["facts"]!), ["success", `oom.group=${flag()} student=${flag()}/0 task=overlayfs`]);
     await s.assertClean();
   });
 
   test("a warm container gets memory.oom.group too", LONG, async () => {
     // a container made ready and not yet taken (the outcomes above took some of them)
     const count = (msg: string): number => s.agent.logs.filter((l) => l.msg === msg).length;
-    await eventually(() => assert.ok(count("warm grading container ready") > count("adopted warm grading container"), "a warm container waits"), WAIT_MS);
+    // the main thread's line (it names the environment) is the one that makes a container takeable
+    const ready = (): number => s.agent.logs.filter((l) => l.msg === "warm grading container ready" && l["environment"] !== undefined).length;
+    await eventually(() => assert.ok(ready() > count("adopted warm grading container"), "a warm container waits"), WAIT_MS);
     const adopted = s.agent.logs.filter((l) => l.msg === "adopted warm grading container").length;
-    const d = await runAll(s, { "warm-facts": { task_id: "host-facts", limits: { time: 120, hard_time: 600 } } });
+    const d = await runAll(s, { "warm-facts": { task_id: "host-facts", limits: { time: 300, hard_time: 1200 } } });
     assert.equal(s.agent.logs.filter((l) => l.msg === "adopted warm grading container").length, adopted + 1, "the job ran in a warm container");
     // a light task's warm container has its task copied in (heavy tasks get layered ones: warm-task.test.ts)
     const [result, text] = resultOf(d["warm-facts"]!);
@@ -125,8 +135,8 @@ describe("copied task folders (--copy-task-folders)", () => {
     const folders = await s.agent.waitLog((l) => l["check"] === "task-folders", WAIT_MS);
     assert.equal(folders["mode"], "copy");
     const d = await runAll(s, {
-      "copy-facts": { task_id: "host-facts", limits: { time: 120, hard_time: 600 } },
-      "copy-disk": { task_id: "host-disk", limits: { time: 120, hard_time: 600, disk: 10 } },
+      "copy-facts": { task_id: "host-facts", limits: { time: 300, hard_time: 1200 } },
+      "copy-disk": { task_id: "host-disk", limits: { time: 300, hard_time: 1200, disk: 10 } },
     });
     const [result, text] = resultOf(d["copy-facts"]!);
     assert.equal(result, "success", text);
