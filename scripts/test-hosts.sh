@@ -73,7 +73,10 @@ fi
 
 payload="$work/payload"
 mkdir -p "$payload/project/test" "$payload/bin"
-cp -a dist node_modules package.json "$payload/project/"
+cp -a dist package.json "$payload/project/"
+# node_modules may be a link (a second checkout sharing one): the VM gets what it leads to.
+mkdir -p "$payload/project/node_modules"
+cp -a "$(readlink -f node_modules)/." "$payload/project/node_modules/"
 cp -a test/fixtures "$payload/project/test/"
 cp "$(command -v node)" "$payload/bin/node"
 install -m 755 "$HERE/lane-run.sh" "$payload/run.sh"
