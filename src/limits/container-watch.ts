@@ -127,7 +127,7 @@ function watchCpu(container: Docker.Container, limits: WatchedLimits, seen: (ns:
     const first = read?.() ?? null;
     if (read === undefined || first === null) {
       // Each job that lands here costs an engine stream: a host whose cgroup layout the agent does not know.
-      if (read !== undefined) log.debug({ cpuSource: "stats" }, "CPU time from the engine's stats stream: the container's cgroup cannot be read here");
+      if (read !== undefined) log.debug({ cpuSource: "stats" }, "CPU time from the engine's stats stream: the container's cgroup cannot be read (here, or any more)");
       return openStats();
     }
     seen(first);
