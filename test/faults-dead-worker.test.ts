@@ -9,29 +9,18 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { AgentProcess, TASKS, tempDir } from "./helpers/agent-process.js";
 import { FakeBackend, newJob } from "./helpers/backend.js";
 import { dirListing, docker, engineContainers, eventually, requireDocker } from "./helpers/docker.js";
 import { EngineProxy } from "./helpers/engine-proxy.js";
 import { recordEvents, type EventRecorder } from "./helpers/engine-events.js";
 import { LABEL_AGENT, LABEL_JOB, agentId } from "../src/docker/labels.js";
+import { freePort } from "./helpers/free-port.js";
 
 type Done = Record<string, unknown>;
 const result = (d: Done): string[] => d["result"] as string[];
 const DEAD_TEXT = "The agent failed while running this job. Please retry.";
 const HOLD_MS = 6000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 const jobContainers = async (jobId: string): Promise<string[]> =>
   (await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB}=${jobId}`] } })).map((c) => c.Id);

@@ -4,20 +4,10 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { newJob } from "./helpers/backend.js";
 import { startSession, type Session } from "./helpers/session.js";
+import { freePort } from "./helpers/free-port.js";
 
 type Done = Record<string, unknown>;
 const text = (d: Done): string => (d["result"] as string[])[1]!;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 function banner(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
