@@ -9,7 +9,7 @@
  * `student/scripts`, `systemfiles` and `$common/student`) must not be symbolic links in the
  * course: the agent would follow them onto the host. Such a task is refused (TaskFolderError).
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, promises as fs, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, promises as fs, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { EngineTimeoutError } from "../docker/deadline.js";
 import { CANNOT_MAKE_TEMP_DIRECTORY, UNKNOWN_AGENT_ERROR } from "../protocol/python-texts.js";
@@ -113,8 +113,22 @@ export function prepareFailureText(err: unknown): string {
   return UNKNOWN_AGENT_ERROR;
 }
 
+/**
+ * Makes one folder of a job directory (its parent must exist), or leaves the one there. Never
+ * recursive: a pool thread still filling a directory that the main thread has removed (its job
+ * ended meanwhile) must fail, not make the directory again without its marker, where no reaper
+ * would find it.
+ */
+function mkdirIn(p: string): void {
+  try {
+    mkdirSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+}
+
 function mkdirOpen(p: string): void {
-  mkdirSync(p, { recursive: true });
+  mkdirIn(p);
   chmodSync(p, 0o777);
 }
 
@@ -183,12 +197,12 @@ export function prepareLayeredJobDirectory(
 function finishDirectory(p: JobPaths, courseDir: string | null): JobPaths {
   mkdirOpen(p.student);
   mkdirOpen(p.systemfiles);
-  mkdirSync(path.join(p.root, "course"), { recursive: true });
+  mkdirIn(path.join(p.root, "course"));
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
   if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
-  mkdirSync(p.courseCommon, { recursive: true });
+  mkdirIn(p.courseCommon);
   const commonStudent = common !== null ? path.join(common, "student") : null;
-  if (commonStudent === null || !existsSync(commonStudent)) mkdirSync(p.courseCommonStudent, { recursive: true });
+  if (commonStudent === null || !existsSync(commonStudent)) mkdirIn(p.courseCommonStudent);
   return p;
 }
 
@@ -203,7 +217,7 @@ export function fillJobDirectory(p: JobPaths, taskDir: string | null, courseDir:
   mkdirOpen(p.student);
   const common = courseDir !== null ? path.join(courseDir, "$common") : null;
   if (common !== null && existsSync(common)) copyChecked(common, p.courseCommon, courseDir!, "$common", OPENED_IN_COMMON);
-  mkdirSync(p.courseCommonStudent, { recursive: true });
+  mkdirIn(p.courseCommonStudent);
 }
 
 function removeError(root: string, err: unknown): unknown {
@@ -217,19 +231,46 @@ function removeError(root: string, err: unknown): unknown {
   return err;
 }
 
+const RM = { recursive: true, force: true, maxRetries: 2 } as const;
+
+/** The entries of a directory but its marker ([] when it is gone). */
+function entriesButMarker(names: string[]): string[] {
+  return names.filter((n) => n !== JOB_DIR_MARKER);
+}
+
 /** removeJobDirectory for pool threads (see above). */
 export function removeJobDirectorySync(root: string): void {
   try {
-    rmSync(root, { recursive: true, force: true, maxRetries: 2 });
+    let names: string[];
+    try {
+      names = readdirSync(root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    for (const n of entriesButMarker(names)) rmSync(path.join(root, n), RM);
+    rmSync(root, RM);
   } catch (err) {
     throw removeError(root, err);
   }
 }
 
-/** Removes a job directory; says plainly when files written by containers cannot be removed. */
+/**
+ * Removes a job directory; says plainly when files written by containers cannot be removed. Its
+ * marker goes last: a removal that fails half-way leaves a directory the reaper still knows as
+ * this agent's (docker/reaper.ts), removed at the next sweep.
+ */
 export async function removeJobDirectory(root: string): Promise<void> {
   try {
-    await fs.rm(root, { recursive: true, force: true, maxRetries: 2 });
+    let names: string[];
+    try {
+      names = await fs.readdir(root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    await Promise.all(entriesButMarker(names).map((n) => fs.rm(path.join(root, n), RM)));
+    await fs.rm(root, RM);
   } catch (err) {
     throw removeError(root, err);
   }
