@@ -19,7 +19,7 @@ import { connectDocker, removeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
 import type { TaskFolders } from "./docker/layer-check.js";
-import { COPY_TASK_FOLDERS, removeAgentLayersDir, setUpTaskFolders } from "./docker/task-folders.js";
+import { COPY_TASK_FOLDERS, removeAgentLayersDir, removeLeftoverLayerFolders, setUpTaskFolders } from "./docker/task-folders.js";
 import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
 import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
@@ -149,12 +149,16 @@ export class GradingAgent implements LinkedCore {
 
   /** Layered task folders when the engine shows it can make them here, unless --copy-task-folders. */
   private async chooseTaskFolders(): Promise<void> {
-    const image = Object.values(this.environments).flatMap((byName) => Object.values(byName))[0]?.id ?? null;
     this.taskFolders = await setUpTaskFolders(this.docker, {
-      tmpdir: this.tmpdir, coursesDir: this.tasks, layersPlace: this.layersPlace, image, agent: this.id, copy: this.config.copyTaskFolders === true,
+      tmpdir: this.tmpdir, coursesDir: this.tasks, layersPlace: this.layersPlace, image: this.anyImage(), agent: this.id, copy: this.config.copyTaskFolders === true,
     }, this.log);
     this.registry.taskLayersDir = this.taskFolders.layersDir;
     this.warm.taskLayersDir = this.taskFolders.layersDir;
+  }
+
+  /** A grading image of this host (the start-up check probes with it, reapers remove root's files with it), or null. */
+  private anyImage(): string | null {
+    return Object.values(this.environments).flatMap((byName) => Object.values(byName))[0]?.id ?? null;
   }
 
   /** Whether jobs get /task as an overlay volume over the task folder (metrics). */
@@ -374,8 +378,27 @@ export class GradingAgent implements LinkedCore {
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});
+      await this.removeLeftAtShutdown();
       removeAgentLayersDir(this.taskFolders.layersDir);
     })();
     return this.shuttingDown;
+  }
+
+  /**
+   * With no pool thread left to make anything, what a job's cleanup did not remove in time (a
+   * thread still at work when its job was ended, then stopped with the pool) goes: nothing of this
+   * agent outlives it. The same sweep as at start (docker/reaper.ts).
+   */
+  private async removeLeftAtShutdown(): Promise<void> {
+    const by = "this run's jobs at shutdown";
+    try {
+      await removeLeftoverContainers(this.docker, this.id, this.log, by);
+      await removeLeftoverVolumes(this.docker, this.id, this.log, by);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "failed to list this agent's containers and volumes at shutdown");
+    }
+    await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log, undefined, undefined, by);
+    const layers = this.taskFolders.layersDir;
+    if (layers !== null) await removeLeftoverLayerFolders(this.docker, layers, { agent: this.id, image: this.anyImage() }, this.log, by);
   }
 }

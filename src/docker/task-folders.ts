@@ -13,7 +13,7 @@ import type { Logger } from "../log.js";
 import { makeAgentLayersDir } from "../jobs/layer-place.js";
 import { chooseTaskFolders, removeLayerFolder, type LayerCheckSetup, type TaskFolders } from "./layer-check.js";
 import { containerLabels } from "./labels.js";
-import { removeLeftoverJobDirectories } from "./reaper.js";
+import { removeLeftoverJobDirectories, type LeftBy } from "./reaper.js";
 
 export const COPY_TASK_FOLDERS: TaskFolders = { mode: "copy", layersDir: null, metacopy: false, refused: [] };
 
@@ -55,13 +55,15 @@ export async function setUpTaskFolders(docker: Docker, s: TaskFolderSetup, log: 
 }
 
 /** Those of the agent's own folder `dir` (checked); root's files through a grading image's container when there is one. */
-async function removeLeftoverLayerFolders(docker: Docker, dir: string, s: TaskFolderSetup, log: Logger): Promise<void> {
+export async function removeLeftoverLayerFolders(
+  docker: Docker, dir: string, s: Pick<TaskFolderSetup, "agent" | "image">, log: Logger, by?: LeftBy,
+): Promise<void> {
   const labels = containerLabels(s.agent, "reaper", "grading");
   await removeLeftoverJobDirectories(dir, s.agent, log, "layer folders", async (folder) => {
     if (!(await removeLayerFolder(docker, s.image, folder, labels, log))) {
       throw new Error(`cannot remove ${folder}${s.image === null ? ": files of root's, and no grading image to remove them with" : ""}`);
     }
-  });
+  }, by);
 }
 
 /** The agent's own folder on the layers' place (as makeAgentLayersDir returned it), when empty. */
