@@ -15,13 +15,13 @@ import type Docker from "dockerode";
 import { Piscina } from "piscina";
 import type { AgentConfig, RuntimeSpec } from "./config.js";
 import { detectDebugHost } from "./debug-host.js";
-import { connectDocker, removeQuietly } from "./docker/engine.js";
+import { connectDocker, removeQuietly, removeVolumeQuietly } from "./docker/engine.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
 import type { TaskFolders } from "./docker/layer-check.js";
 import { COPY_TASK_FOLDERS, removeAgentLayersDir, removeLeftoverLayerFolders, setUpTaskFolders } from "./docker/task-folders.js";
 import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
-import { findOrphans } from "./docker/reconcile.js";
+import { findOrphanVolumes, findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
 import type { AdmissionSnapshot } from "./jobs/admission.js";
@@ -352,7 +352,26 @@ export class GradingAgent implements LinkedCore {
       this.log.warn({ container: id }, "removing a container no running job owns");
       await removeQuietly(this.docker, id, this.log);
     }
+    await this.removeOrphanVolumes();
     return orphans;
+  }
+
+  /** This agent's volumes that no container uses and no job or warm container owns (see docker/reconcile.ts). */
+  private async removeOrphanVolumes(): Promise<void> {
+    let dangling: string[];
+    try {
+      const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABEL_AGENT}=${this.id}`], dangling: ["true"] } });
+      dangling = (Volumes ?? []).map((v) => v.Name);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "failed to list volumes for reconciliation");
+      return;
+    }
+    // listed first, owners read after: a volume made meanwhile is not in the list
+    const owned = new Set([...this.registry.jobVolumes(), ...this.warm.ownedVolumes]);
+    for (const name of findOrphanVolumes(dangling, owned)) {
+      this.log.warn({ volume: name }, "removing a volume no running job owns");
+      await removeVolumeQuietly(this.docker, name, this.log);
+    }
   }
 
   /**

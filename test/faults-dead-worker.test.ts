@@ -16,6 +16,7 @@ import { EngineProxy } from "./helpers/engine-proxy.js";
 import { recordEvents, type EventRecorder } from "./helpers/engine-events.js";
 import { LABEL_AGENT, LABEL_JOB, agentId } from "../src/docker/labels.js";
 import { freePort } from "./helpers/free-port.js";
+import { agentVolumes } from "./helpers/session.js";
 
 type Done = Record<string, unknown>;
 const result = (d: Done): string[] => d["result"] as string[];
@@ -168,6 +169,12 @@ test("a pool thread dies mid-job and the engine never lets its container go: the
     assert.equal(result(await r.backend.done("after-dead-bound", 60_000))[0], "success");
     // the agent left it to its periodic check (60 s of grace): the test removes it
     assert.deepEqual(await jobContainers("dead-bound"), [deadContainer]);
+    // its layered /task could not go while the container held it: the periodic check (every 30 s) removes it once unused
+    const deadVolume = (v: string): boolean => v.startsWith("inginious-task-job-dead-bound-");
+    const volumes = await agentVolumes(r.tmp.path);
+    assert.equal(volumes.filter(deadVolume).length, 1, `the dead job's volume is still there: ${volumes.join(", ")}`);
     await docker.getContainer(deadContainer).remove({ force: true });
+    await eventually(async () => assert.deepEqual((await agentVolumes(r.tmp.path)).filter(deadVolume), []), 45_000);
+    assert.ok(r.agent.logs.some((l) => l.msg === "removing a volume no running job owns" && deadVolume(String(l["volume"]))));
   });
 });

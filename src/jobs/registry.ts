@@ -21,6 +21,7 @@ import { removeLeftovers } from "./leftovers.js";
 import type { GradingOutcome, MainApi, PhaseTimings, WorkerOutcome } from "./job-task.js";
 import type { AgentEvents } from "./observed.js";
 import { composeOutcome, jobDone } from "./outcome.js";
+import { taskVolumeName } from "./task-layer.js";
 import type { WarmContainers } from "./warm-containers.js";
 
 /** What the registry tells the dispatcher, which it does not import. */
@@ -152,6 +153,11 @@ export class JobRegistry {
     const owned = new Set<string>();
     for (const job of this.jobs.values()) for (const id of job.containers) owned.add(id);
     return owned;
+  }
+
+  /** The layered /task volumes that open jobs, and closed ones still cleaning up, may hold (task-layer.ts). */
+  jobVolumes(): Set<string> {
+    return new Set(this.unfinishedJobs().map((job) => taskVolumeName(job.jobDir)));
   }
 
   /** A job by id, also once it is closed while its worker still cleans up after it. */

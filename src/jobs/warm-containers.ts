@@ -39,6 +39,8 @@ export class WarmContainers {
   private readonly ids = new Set<string>();
   /** Creations under way, so that a stop can wait for them and remove what they made. */
   private readonly creations = new Set<Promise<void>>();
+  /** The directories of the containers being made, ready, or being removed (their volumes are the pool's). */
+  private readonly dirs = new Set<string>();
   private stopping = false;
   /** MB held by ready containers being removed to make room for a job (released once they are gone). */
   private evictingMb = 0;
@@ -62,6 +64,11 @@ export class WarmContainers {
   /** Containers that belong to the pool (for reconciliation: not orphans). */
   get owned(): ReadonlySet<string> {
     return this.ids;
+  }
+
+  /** The layered /task volumes that the pool's containers hold or are being made with (for reconciliation: not orphans). */
+  get ownedVolumes(): ReadonlySet<string> {
+    return new Set([...this.dirs].map(taskVolumeName));
   }
 
   /** Containers ready for a job right now. */
@@ -138,6 +145,7 @@ export class WarmContainers {
     const w = this.pool.take(key);
     if (w !== null) {
       this.ids.delete(w.containerId);
+      this.dirs.delete(w.jobDir); // the job's now (JobRegistry.jobVolumes)
       this.memory.release(WARM_GROUP, w.jobDir);
     }
     return w;
@@ -185,10 +193,12 @@ export class WarmContainers {
     };
     if (!this.memory.reserve(WARM_GROUP, jobDir, task.memoryMb)) return;
     this.pool.creationStarted(key);
+    this.dirs.add(jobDir);
     const creation: Promise<void> = workers.run(task, { name: "createWarm" }).then(
       (created: WarmCreated) => {
         if (created.kind === "unlayered") {
           this.pool.creationEnded(key, null);
+          this.dirs.delete(jobDir);
           this.memory.release(WARM_GROUP, jobDir); // the worker made nothing
           this.pool.noteTaskWeight(key, false);
           this.removeStale();
@@ -198,6 +208,7 @@ export class WarmContainers {
         }
         if (created.kind === "exited") {
           this.pool.creationEnded(key, null);
+          this.dirs.delete(jobDir);
           this.memory.release(WARM_GROUP, jobDir); // the worker removed it
           const cold = this.pool.noteEarlyDeath(envKey);
           this.log.warn({ envtype, environment: name, detail: created.detail, environmentKeptCold: cold }, "a warm grading container exited before any job");
@@ -224,6 +235,7 @@ export class WarmContainers {
       },
       (err: Error) => {
         this.pool.creationEnded(key, null);
+        this.dirs.delete(jobDir);
         this.memory.release(WARM_GROUP, jobDir); // the worker removed what it made
         if (!this.stopping) this.log.warn({ envtype, environment: name, err: err.message }, "failed to create a warm grading container");
         this.onCreationEnded();
@@ -261,6 +273,7 @@ export class WarmContainers {
     await removeQuietly(this.docker, w.containerId, this.log);
     // a task's container: its layer goes once the container is gone (the engine keeps a volume in use)
     if (taskDirOf(w.key) !== null) await removeVolumeQuietly(this.docker, taskVolumeName(w.jobDir), this.log);
+    this.dirs.delete(w.jobDir);
     this.memory.release(WARM_GROUP, w.jobDir);
     try {
       await removeJobFolders(w.jobDir, taskDirOf(w.key) !== null ? jobLayerFolder(this.taskLayersDir, w.jobDir) : null);
