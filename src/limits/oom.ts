@@ -54,10 +54,20 @@ export function mayBeOomKilled(cgroupVersion: 1 | 2, exitCode: number): boolean 
  * counts fewer. Engines whose shim misses the OOM (State.OOMKilled false: seen with Debian 13's
  * docker.io and the systemd driver) are told apart by this alone.
  */
-export function followMemoryEvents(containerId: string, cgroupVersion: 1 | 2): { last(): string | null; stop(): void } {
-  let last: string | null = null;
+export function followMemoryEvents(containerId: string, cgroupVersion: 1 | 2): MemoryEventsFollower {
   if (cgroupVersion !== 2) return { last: () => null, stop: () => {} };
-  const paths = memoryEventsPaths(containerId);
+  return followEventsFile(memoryEventsPaths(containerId));
+}
+
+export interface MemoryEventsFollower {
+  /** The text that counts the most OOM kills read so far (null: none read). */
+  last(): string | null;
+  stop(): void;
+}
+
+/** followMemoryEvents on the first of `paths` that can be read (one per cgroup driver's layout). */
+export function followEventsFile(paths: readonly string[]): MemoryEventsFollower {
+  let last: string | null = null;
   const read = (): void => {
     for (const p of paths) {
       try {
