@@ -4,8 +4,10 @@
  * Both cgroup drivers' layouts; null when none is readable (the agent in a container, say).
  */
 import { readFileSync } from "node:fs";
+import { agentCgroupRoot, DEFAULT_CGROUP_ROOT } from "./cgroup-root.js";
 
-export function cgroupCpuFiles(containerId: string, version: 1 | 2, root = "/sys/fs/cgroup"): string[] {
+/** `root`: the tree's root, by default the agent's (cgroup-root.ts) on v2 and /sys/fs/cgroup on v1. */
+export function cgroupCpuFiles(containerId: string, version: 1 | 2, root = version === 2 ? agentCgroupRoot() : DEFAULT_CGROUP_ROOT): string[] {
   if (version === 1) {
     return [
       `${root}/cpuacct/docker/${containerId}/cpuacct.usage`,

@@ -8,22 +8,15 @@
  * INGINIOUS_AGENT_CGROUP_ROOT names another (the host's tree mounted elsewhere, or a test tree).
  */
 import { constants, promises as fs } from "node:fs";
-import path from "node:path";
+import { agentCgroupRoot, CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT } from "./cgroup-root.js";
 
-export const CGROUP_ROOT_ENV = "INGINIOUS_AGENT_CGROUP_ROOT";
-export const DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup";
+export { agentCgroupRoot } from "./cgroup-root.js";
 const FLAG = "memory.oom.group";
 
 type Log = {
   warn(obj: object, msg: string): void;
   debug(obj: object, msg: string): void;
 };
-
-/** The cgroup v2 root the agent uses: INGINIOUS_AGENT_CGROUP_ROOT, or /sys/fs/cgroup. */
-export function agentCgroupRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const value = env[CGROUP_ROOT_ENV]?.trim();
-  return value ? path.resolve(value) : DEFAULT_CGROUP_ROOT;
-}
 
 /** Where a container's memory.oom.group lives, for the systemd and the cgroupfs drivers. */
 export function oomGroupFiles(containerId: string, root = DEFAULT_CGROUP_ROOT): string[] {

@@ -6,6 +6,7 @@
  * it is read every second while the container runs (followMemoryEvents).
  */
 import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { agentCgroupRoot } from "./cgroup-root.js";
 
 export interface OomEvidence {
   /** The engine emitted an `oom` event for the container. */
@@ -30,7 +31,7 @@ export function ranOutOfMemory(e: OomEvidence): boolean {
 }
 
 /** Where a container's memory.events lives on a cgroup v2 host, for both cgroup drivers. */
-export function memoryEventsPaths(containerId: string, root = "/sys/fs/cgroup"): string[] {
+export function memoryEventsPaths(containerId: string, root = agentCgroupRoot()): string[] {
   return [
     `${root}/system.slice/docker-${containerId}.scope/memory.events`,
     `${root}/docker/${containerId}/memory.events`,
