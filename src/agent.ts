@@ -15,13 +15,15 @@ import type Docker from "dockerode";
 import { Piscina } from "piscina";
 import type { AgentConfig, RuntimeSpec } from "./config.js";
 import { detectDebugHost } from "./debug-host.js";
-import { connectDocker, removeQuietly, removeVolumeQuietly } from "./docker/engine.js";
+import { connectDocker, removeQuietly } from "./docker/engine.js";
+import { removeOrphanVolumes } from "./docker/orphan-volumes.js";
 import { DockerEventWatcher } from "./docker/events.js";
 import { LABEL_AGENT, agentId, containerLabels } from "./docker/labels.js";
 import type { TaskFolders } from "./docker/layer-check.js";
-import { COPY_TASK_FOLDERS, removeAgentLayersDir, removeLeftoverLayerFolders, setUpTaskFolders } from "./docker/task-folders.js";
+import { COPY_TASK_FOLDERS, removeAgentLayersDir, setUpTaskFolders } from "./docker/task-folders.js";
+import { sweepAtShutdown } from "./docker/shutdown-sweep.js";
 import { removeLeftoverContainers, removeLeftoverJobDirectories, removeLeftoverVolumes } from "./docker/reaper.js";
-import { findOrphanVolumes, findOrphans } from "./docker/reconcile.js";
+import { findOrphans } from "./docker/reconcile.js";
 import { discoverEnvironments, type ImageSummary } from "./environments/images.js";
 import { detectRuntimes } from "./environments/runtimes.js";
 import type { AdmissionSnapshot } from "./jobs/admission.js";
@@ -352,26 +354,8 @@ export class GradingAgent implements LinkedCore {
       this.log.warn({ container: id }, "removing a container no running job owns");
       await removeQuietly(this.docker, id, this.log);
     }
-    await this.removeOrphanVolumes();
+    await removeOrphanVolumes(this.docker, this.id, () => new Set([...this.registry.jobVolumes(), ...this.warm.ownedVolumes]), this.log);
     return orphans;
-  }
-
-  /** This agent's volumes that no container uses and no job or warm container owns (see docker/reconcile.ts). */
-  private async removeOrphanVolumes(): Promise<void> {
-    let dangling: string[];
-    try {
-      const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABEL_AGENT}=${this.id}`], dangling: ["true"] } });
-      dangling = (Volumes ?? []).map((v) => v.Name);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "failed to list volumes for reconciliation");
-      return;
-    }
-    // listed first, owners read after: a volume made meanwhile is not in the list
-    const owned = new Set([...this.registry.jobVolumes(), ...this.warm.ownedVolumes]);
-    for (const name of findOrphanVolumes(dangling, owned)) {
-      this.log.warn({ volume: name }, "removing a volume no running job owns");
-      await removeVolumeQuietly(this.docker, name, this.log);
-    }
   }
 
   /**
@@ -397,27 +381,10 @@ export class GradingAgent implements LinkedCore {
       this.events?.stop();
       if (this.reconcileTimer) clearInterval(this.reconcileTimer);
       await this.pool?.close({ force: true }).catch(() => {});
-      await this.removeLeftAtShutdown();
+      const layers = this.taskFolders.layersDir;
+      await sweepAtShutdown(this.docker, this.id, this.tmpdir, layers === null ? null : { dir: layers, image: this.anyImage() }, this.log);
       removeAgentLayersDir(this.taskFolders.layersDir);
     })();
     return this.shuttingDown;
-  }
-
-  /**
-   * With no pool thread left to make anything, what a job's cleanup did not remove in time (a
-   * thread still at work when its job was ended, then stopped with the pool) goes: nothing of this
-   * agent outlives it. The same sweep as at start (docker/reaper.ts).
-   */
-  private async removeLeftAtShutdown(): Promise<void> {
-    const by = "this run's jobs at shutdown";
-    try {
-      await removeLeftoverContainers(this.docker, this.id, this.log, by);
-      await removeLeftoverVolumes(this.docker, this.id, this.log, by);
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, "failed to list this agent's containers and volumes at shutdown");
-    }
-    await removeLeftoverJobDirectories(this.tmpdir, this.id, this.log, undefined, undefined, by);
-    const layers = this.taskFolders.layersDir;
-    if (layers !== null) await removeLeftoverLayerFolders(this.docker, layers, { agent: this.id, image: this.anyImage() }, this.log, by);
   }
 }
